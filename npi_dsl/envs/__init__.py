@@ -1,0 +1,1 @@
+"""Environments: one module each, one shared interface (base.py)."""

@@ -1,0 +1,160 @@
+"""The one interface every environment implements.
+
+An environment offers two different things (DESIGN.md, "Observation versus queries"):
+
+* the *observation*: what the network sees, a small tuple of integers described by
+  `Vocabulary.observation` (later also images);
+* the *queries*: what a reference program may read, possibly privileged.
+
+Never leak queries into the observation. Everything the checker needs to know statically
+(names, actions, queries, constants, argument range) is in the `Vocabulary`, available
+without building an environment instance.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+JSON = Any
+
+
+class EnvError(Exception):
+    """A runtime error of the environment (a pointer moved off the pad, a bad value...).
+
+    The interpreter turns it into a diagnostic at the `.npi` source location of the action.
+    """
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """An action of ACT. Its id is its position in `Vocabulary.actions`.
+
+    `params` are argument kinds (keys of `Vocabulary.kinds`, or "value" for a plain integer
+    in `[0, arg_range)`), at most two: ACT's argument tuple is `[action_id, arg1, arg2]`.
+    """
+
+    name: str
+    params: tuple[str, ...]
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class QuerySpec:
+    name: str
+    params: tuple[str, ...]
+    returns: Literal["int", "bool"]
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class ObsSlot:
+    """One slot of the observation. `symbols` integer values 0..symbols-1 (kind "symbol").
+
+    Image slots (the camera environment) use kind "image" and `shape`.
+    """
+
+    name: str
+    symbols: int
+    kind: Literal["symbol", "image"] = "symbol"
+    shape: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Everything static about an environment: what its names mean and what it offers."""
+
+    env: str
+    names: Mapping[str, int]  # every row / pointer / constant name -> its integer
+    kinds: Mapping[str, tuple[str, ...]]  # argument kind -> the names of that kind, e.g. "row"
+    actions: tuple[ActionSpec, ...]  # in id order
+    queries: Mapping[str, QuerySpec]
+    observation: tuple[ObsSlot, ...]
+    arg_range: int = 10
+    blank: int = 10  # the integer BLANK stands for (in names and in observations)
+    oracles: Mapping[str, str] = field(default_factory=dict)  # `expect NAME` -> description
+    config: Mapping[str, JSON] = field(default_factory=dict)
+
+    def action_id(self, name: str) -> int:
+        for i, a in enumerate(self.actions):
+            if a.name == name:
+                return i
+        raise KeyError(name)
+
+    def kind_of(self, name: str) -> str | None:
+        for kind, members in self.kinds.items():
+            if name in members:
+                return kind
+        return None
+
+
+class Environment(ABC):
+    """A world a program acts on. Subclasses register under a name (see `registry`)."""
+
+    name: ClassVar[str]
+    #: configuration keys accepted in `env NAME(key = value, ...)`, with their defaults
+    config_defaults: ClassVar[Mapping[str, int]] = {"arg_range": 10}
+
+    def __init__(self, **config: int) -> None:
+        unknown = set(config) - set(self.config_defaults)
+        if unknown:
+            raise EnvError(f"unknown configuration for env {self.name}: {sorted(unknown)}")
+        self.config = {**self.config_defaults, **config}
+
+    # ---- static description
+    @classmethod
+    @abstractmethod
+    def vocabulary(cls, **config: int) -> Vocabulary:
+        """The vocabulary for this configuration (no instance needed: the checker uses it)."""
+
+    # ---- inputs and oracles
+    @abstractmethod
+    def sample_input(self, rng: random.Random, length: int) -> JSON:
+        """A task input of the given length, as `npi run --input` takes it (JSON-able)."""
+
+    @abstractmethod
+    def parse_input(self, value: JSON) -> JSON:
+        """Validate and normalise a user-given input; raise EnvError with a clear message."""
+
+    def input_length(self, value: JSON) -> int:
+        """The length of a normalised input (what `--length` means for this environment)."""
+        return len(value)
+
+    @abstractmethod
+    def expected(self, oracle: str, input: JSON) -> JSON:
+        """What a correct result is for `expect ORACLE`, computed from the input alone."""
+
+    # ---- running
+    @abstractmethod
+    def reset(self, input: JSON) -> None:
+        """Lay out a normalised input and put every pointer at its starting place."""
+
+    @abstractmethod
+    def observe(self) -> tuple[int, ...]:
+        """What the network sees now, one integer per observation slot."""
+
+    @abstractmethod
+    def query_fn(self, name: str) -> Callable[..., int | bool]:
+        """The bound function answering query `name` (called with the query's int args)."""
+
+    @abstractmethod
+    def act(self, action_id: int, arg1: int = 0, arg2: int = 0) -> None:
+        """Apply an action of ACT; raise EnvError if it is illegal here."""
+
+    @abstractmethod
+    def result(self) -> JSON:
+        """The default result of a run (a task's `result` expression overrides it)."""
+
+    @abstractmethod
+    def render(self) -> str:
+        """A text picture of the state for the terminal (pointers marked)."""
+
+    @abstractmethod
+    def snapshot(self) -> Any:
+        """An immutable value from which `restore` brings back this exact state."""
+
+    @abstractmethod
+    def restore(self, state: Any) -> None: ...

@@ -1,0 +1,1 @@
+"""npi: the neural side (model, training, executor, verification, CLI)."""
