@@ -104,6 +104,26 @@ class Environment(ABC):
             raise EnvError(f"unknown configuration for env {self.name}: {sorted(unknown)}")
         self.config = {**self.config_defaults, **config}
 
+    @classmethod
+    def resolve_config(cls, config: Mapping[str, Any]) -> dict[str, int]:
+        """Helper: check `env NAME(key = value, ...)` configuration, merge the defaults.
+
+        Raises EnvError for an unknown key or a value that is not an integer. Environments
+        call it from `vocabulary` (which has no instance) and may add their own checks.
+        """
+        unknown = set(config) - set(cls.config_defaults)
+        if unknown:
+            raise EnvError(
+                f"unknown configuration for env {cls.name}: {sorted(unknown)} "
+                f"(accepted: {sorted(cls.config_defaults)})"
+            )
+        for key, value in config.items():
+            if type(value) is not int:
+                raise EnvError(
+                    f"configuration {key} of env {cls.name} must be an integer, got {value!r}"
+                )
+        return {**cls.config_defaults, **config}
+
     # ---- static description
     @classmethod
     @abstractmethod
@@ -143,6 +163,22 @@ class Environment(ABC):
     @abstractmethod
     def act(self, action_id: int, arg1: int = 0, arg2: int = 0) -> None:
         """Apply an action of ACT; raise EnvError if it is illegal here."""
+
+    def action_fn(self, action_id: int) -> Callable[[int, int], None]:
+        """Helper: a function `f(arg1, arg2)` applying action `action_id`, like `act`.
+
+        Lets an interpreter resolve the action once instead of dispatching on every call.
+        Environments override it to return their direct per-action closures; this default
+        goes through `act`. Unknown ids raise EnvError here, not at call time.
+        """
+        if not 0 <= action_id < len(self.vocabulary(**self.config).actions):
+            raise EnvError(f"env {self.name} has no action with id {action_id}")
+        act = self.act
+
+        def apply(arg1: int = 0, arg2: int = 0) -> None:
+            act(action_id, arg1, arg2)
+
+        return apply
 
     @abstractmethod
     def result(self) -> JSON:

@@ -1,0 +1,291 @@
+"""The array of bubble sort (Reed & de Freitas 2016, section 4.2).
+
+One row of N cells holding digits 0..9 and three pointers p1, p2, p3, all starting at cell 0.
+A pointer may stand one cell past either edge (positions -1..N), where `value` reads BLANK;
+moving further is an error.
+
+As in the scratch pad, the hot functions are closures over plain lists that are only changed
+in place. Internally the cells are stored with one BLANK on each side (`cells[q]` for position
+q - 1), so reading under a pointer needs no bounds test, and two 0/1 tables give the
+at-start / at-end bits of the observation by lookup.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from npi_dsl.envs.base import (
+    JSON,
+    ActionSpec,
+    EnvError,
+    Environment,
+    ObsSlot,
+    QuerySpec,
+    Vocabulary,
+)
+
+LEFT = 0
+RIGHT = 1
+BLANK = 10
+POINTERS = ("p1", "p2", "p3")
+MOVE = 0
+SWAP = 1
+
+
+class ArrayEnv(Environment):
+    """Bubble sort's array: N digits, pointers p1, p2, p3."""
+
+    name = "array"
+    config_defaults = {"arg_range": 10}
+
+    #: pointer arguments are 0..2
+    MIN_ARG_RANGE = 3
+
+    @classmethod
+    def check_config(cls, config: dict[str, Any]) -> dict[str, int]:
+        resolved = cls.resolve_config(config)
+        if resolved["arg_range"] < cls.MIN_ARG_RANGE:
+            raise EnvError(
+                f"env array needs arg_range >= {cls.MIN_ARG_RANGE} (pointers are 0..2), "
+                f"got {resolved['arg_range']}"
+            )
+        return resolved
+
+    @classmethod
+    def vocabulary(cls, **config: int) -> Vocabulary:
+        resolved = cls.check_config(config)
+        names = {p: i for i, p in enumerate(POINTERS)}
+        names.update(LEFT=LEFT, RIGHT=RIGHT, BLANK=BLANK)
+        slots = [ObsSlot("value_p1", 11), ObsSlot("value_p2", 11)]
+        for p in POINTERS:
+            slots += [ObsSlot(f"{p}_at_start", 2), ObsSlot(f"{p}_at_end", 2)]
+        return Vocabulary(
+            env=cls.name,
+            names=names,
+            kinds={"ptr": POINTERS, "dir": ("LEFT", "RIGHT")},
+            actions=(
+                ActionSpec("MOVE", ("ptr", "dir"), "move a pointer one cell"),
+                ActionSpec("SWAP", ("ptr", "ptr"), "swap the two cells under two pointers"),
+            ),
+            queries={
+                "value": QuerySpec(
+                    "value", ("ptr",), "int", "the value under the pointer, BLANK off the array"
+                ),
+                "at_start": QuerySpec(
+                    "at_start", ("ptr",), "bool", "whether the pointer is on cell 0"
+                ),
+                "at_end": QuerySpec(
+                    "at_end", ("ptr",), "bool", "whether the pointer is on cell N-1"
+                ),
+                "length": QuerySpec("length", (), "int", "the number of cells N"),
+            },
+            observation=tuple(slots),
+            arg_range=resolved["arg_range"],
+            blank=BLANK,
+            oracles={"sorted": "the input sorted ascending", "max": "the largest input value"},
+            config=resolved,
+        )
+
+    def __init__(self, **config: int) -> None:
+        super().__init__(**config)
+        self.config = self.check_config(config)
+        cells: list[int] = []  # BLANK, the N values, BLANK: position x is cells[x + 1]
+        start: list[int] = []  # start[q] == 1 iff internal index q is cell 0
+        end: list[int] = []  # end[q] == 1 iff internal index q is cell N-1
+        q = [1, 1, 1]  # internal index (position + 1) of p1, p2, p3
+        size = [0]  # a cell: N
+        self._cells = cells
+        self._start = start
+        self._end = end
+        self._q = q
+        self._size = size
+
+        def observe() -> tuple[int, ...]:
+            a, b, c = q
+            return (cells[a], cells[b], start[a], end[a], start[b], end[b], start[c], end[c])
+
+        def move(ptr: int, direction: int) -> None:
+            try:
+                if direction == 1:
+                    nq = q[ptr] + 1
+                    if nq > size[0] + 1 or ptr < 0:
+                        _move_error(ptr, direction, nq)
+                elif direction == 0:
+                    nq = q[ptr] - 1
+                    if nq < 0 or ptr < 0:
+                        _move_error(ptr, direction, nq)
+                else:
+                    _move_error(ptr, direction, 0)
+            except IndexError:  # ptr >= 3
+                _move_error(ptr, direction, 0)
+            q[ptr] = nq
+
+        def _move_error(ptr: int, direction: int, nq: int) -> None:
+            if not 0 <= ptr <= 2:
+                raise EnvError(f"MOVE: no pointer {ptr} (pointers are 0..2: p1, p2, p3)")
+            if direction not in (0, 1):
+                raise EnvError(f"MOVE: direction must be LEFT (0) or RIGHT (1), got {direction}")
+            raise EnvError(
+                f"pointer {POINTERS[ptr]} moved off the array to position {nq - 1} "
+                f"(array has {size[0]} cells; pointers may stand at -1..{size[0]})"
+            )
+
+        def swap(ptr1: int, ptr2: int) -> None:
+            if 0 <= ptr1 <= 2 and 0 <= ptr2 <= 2:
+                a = q[ptr1]
+                b = q[ptr2]
+                n = size[0]
+                if 1 <= a <= n and 1 <= b <= n:
+                    cells[a], cells[b] = cells[b], cells[a]
+                    return
+                off = ptr1 if not 1 <= a <= n else ptr2
+                raise EnvError(
+                    f"SWAP: pointer {POINTERS[off]} is off the array at position "
+                    f"{q[off] - 1} (array has {n} cells)"
+                )
+            bad = ptr1 if not 0 <= ptr1 <= 2 else ptr2
+            raise EnvError(f"SWAP: no pointer {bad} (pointers are 0..2: p1, p2, p3)")
+
+        def act(action_id: int, arg1: int = 0, arg2: int = 0) -> None:
+            if action_id == 0:
+                move(arg1, arg2)
+            elif action_id == 1:
+                swap(arg1, arg2)
+            else:
+                raise EnvError(f"env array has no action with id {action_id}")
+
+        def value(ptr: int) -> int:
+            if 0 <= ptr <= 2:
+                return cells[q[ptr]]
+            raise EnvError(f"value: no pointer {ptr} (pointers are 0..2: p1, p2, p3)")
+
+        def at_start(ptr: int) -> bool:
+            if 0 <= ptr <= 2:
+                return q[ptr] == 1
+            raise EnvError(f"at_start: no pointer {ptr} (pointers are 0..2: p1, p2, p3)")
+
+        def at_end(ptr: int) -> bool:
+            if 0 <= ptr <= 2:
+                return q[ptr] == size[0]
+            raise EnvError(f"at_end: no pointer {ptr} (pointers are 0..2: p1, p2, p3)")
+
+        def length() -> int:
+            return size[0]
+
+        self.observe = observe  # type: ignore[method-assign]
+        self.act = act  # type: ignore[method-assign]
+        self._actions = (move, swap)
+        self._queries: dict[str, Callable[..., int | bool]] = {
+            "value": value,
+            "at_start": at_start,
+            "at_end": at_end,
+            "length": length,
+        }
+        self.reset([0])
+
+    # ---- inputs and oracles
+    def parse_input(self, value: JSON) -> JSON:
+        if not isinstance(value, (list, tuple)) or not value:
+            raise EnvError(
+                "array input must be a non-empty JSON list of digits 0..9, e.g. [3, 1, 2]; "
+                f"got {_describe(value)}"
+            )
+        for i, v in enumerate(value):
+            if type(v) is not int or not 0 <= v <= 9:
+                raise EnvError(
+                    f"array input must hold digits 0..9: element {i} is {_describe(v)}"
+                )
+        return list(value)
+
+    def sample_input(self, rng: random.Random, length: int) -> JSON:
+        if type(length) is not int or length < 1:
+            raise EnvError(f"array input length must be an integer >= 1, got {length!r}")
+        return [rng.randrange(10) for _ in range(length)]
+
+    def expected(self, oracle: str, input: JSON) -> JSON:
+        values = self.parse_input(input)
+        if oracle == "sorted":
+            return sorted(values)
+        if oracle == "max":
+            return max(values)
+        raise EnvError(f"env array has no oracle {oracle!r} (it has: sorted, max)")
+
+    # ---- running
+    def reset(self, input: JSON) -> None:
+        values = self.parse_input(input)
+        self._layout(len(values))
+        self._cells[:] = [BLANK, *values, BLANK]
+        self._q[:] = [1, 1, 1]
+
+    def _layout(self, n: int) -> None:
+        if n != self._size[0] or not self._start:
+            self._size[0] = n
+            self._start[:] = [0, 1] + [0] * n
+            self._end[:] = [0] * (n + 2)
+            self._end[n] = 1
+
+    def observe(self) -> tuple[int, ...]:  # replaced per instance by a closure
+        return self.observe()
+
+    def query_fn(self, name: str) -> Callable[..., int | bool]:
+        try:
+            return self._queries[name]
+        except KeyError:
+            raise EnvError(
+                f"env array has no query {name!r} (it has: value, at_start, at_end, length)"
+            ) from None
+
+    def act(self, action_id: int, arg1: int = 0, arg2: int = 0) -> None:  # replaced per instance
+        self.act(action_id, arg1, arg2)
+
+    def action_fn(self, action_id: int) -> Callable[[int, int], None]:
+        if action_id in (MOVE, SWAP):
+            return self._actions[action_id]
+        raise EnvError(f"env array has no action with id {action_id}")
+
+    def result(self) -> JSON:
+        """The array as a list of ints."""
+        return self._cells[1:-1]
+
+    def render(self) -> str:
+        """The cells on one line (BLANK past the edges as '.'), then one line per pointer."""
+        width = max(2, len(str(self._size[0])))
+        cells = "".join(("." if v == BLANK else str(v)).rjust(width + 1) for v in self._cells)
+        lines = ["     " + cells]
+        for i, p in enumerate(POINTERS):
+            lines.append(f"{p:<5}" + " " * ((width + 1) * self._q[i] + width) + "^")
+        return "\n".join(lines)
+
+    def snapshot(self) -> Any:
+        return (tuple(self._cells), tuple(self._q))
+
+    def restore(self, state: Any) -> None:
+        cells, q = state
+        self._layout(len(cells) - 2)
+        self._cells[:] = cells
+        self._q[:] = q
+
+    # ---- copying and pickling (the closures must not be shared between copies)
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), dict(self.config), self.snapshot()))
+
+    def __copy__(self) -> ArrayEnv:
+        return _rebuild(type(self), dict(self.config), self.snapshot())
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ArrayEnv:
+        return self.__copy__()
+
+
+def _rebuild(cls: type[Environment], config: dict[str, int], state: Any) -> Any:
+    env = cls(**config)
+    env.restore(state)
+    return env
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}"
