@@ -8,7 +8,6 @@ author's text. No lark `Tree` or `Token` survives into these nodes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 
 @dataclass(frozen=True)
@@ -76,7 +75,7 @@ class Binary:
     span: Span
 
 
-Expr = Union[IntLit, BoolLit, Name, QueryCall, Unary, Binary]
+Expr = IntLit | BoolLit | Name | QueryCall | Unary | Binary
 
 
 # ---------------------------------------------------------------- statements
@@ -141,7 +140,7 @@ class Return:
     span: Span
 
 
-Stmt = Union[CallStmt, Let, Assign, If, While, Return]
+Stmt = CallStmt | Let | Assign | If | While | Return
 
 
 # ---------------------------------------------------------------- declarations
@@ -207,7 +206,7 @@ class Program:
     name_span: Span
 
 
-Decl = Union[EnvDecl, Import, Const, Task, Program]
+Decl = EnvDecl | Import | Const | Task | Program
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,411 @@
+"""Text to typed AST.
+
+The LALR parser is built once (lazily) from `grammar.lark`, with the AST-building transformer
+applied inline as rules are reduced: no intermediate lark tree, and no recursion, so even
+thousands of nested blocks parse without a RecursionError. Lark's exceptions are caught here
+and only here, and turned into `Diagnostic`s.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+from pathlib import Path
+
+from lark import Lark, Token, Transformer
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from npi_dsl import ast
+from npi_dsl.ast import Span
+from npi_dsl.diagnostics import Diagnostic, DiagnosticError
+
+#: Reserved words: none of them may name a program, constant, parameter, local or task.
+KEYWORDS = frozenset(
+    "env import const task entry result expect program let if elif else while return "
+    "and or not true false".split()
+)
+
+#: Files larger than this are refused with a diagnostic rather than parsed for minutes.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+
+_TERMINAL_WORDS = {
+    "NAME": "a name",
+    "INT": "a number",
+    "STRING": 'a quoted path such as "sorting.npi"',
+    "LBRACE": "`{`",
+    "RBRACE": "`}`",
+    "LPAR": "`(`",
+    "RPAR": "`)`",
+    "COMMA": "`,`",
+    "EQUAL": "`=`",
+    "COMPARE": "a comparison (== != < <= > >=)",
+    "PLUS": "`+`",
+    "MINUS": "`-`",
+    "MULOP": "`*`, `/` or `%`",
+    "RETURN": "`return`",
+    "RETURN_VALUE": "`return`",
+    "$END": "the end of the file",
+}
+
+
+_KEEP = frozenset({"NAME", "INT", "STRING", "COMPARE", "PLUS", "MINUS", "MULOP", "RETURN",
+                   "RETURN_VALUE", "LBRACE", "RBRACE"})
+
+
+def _tok_span(tok: Token) -> Span:
+    return Span(tok.line, tok.column, tok.end_line, tok.end_column)  # type: ignore[arg-type]
+
+
+def _edge_span(child: object, end: bool) -> Span | None:
+    if isinstance(child, Token):
+        return _tok_span(child)
+    span = getattr(child, "span", None)
+    if span is None and isinstance(child, tuple | list) and child:
+        return _edge_span(child[-1] if end else child[0], end)
+    return span
+
+
+def _rule(method):
+    """Wrap a transformer method: compute the span from all children, drop punctuation.
+
+    The parser runs with `keep_all_tokens` so that keywords and brackets are seen here and
+    spans cover them (lark gives no `meta` to inline transformers).
+    """
+
+    @functools.wraps(method)
+    def wrapper(self, children):
+        first = next((s for c in children if (s := _edge_span(c, False))), None)
+        last = next((s for c in reversed(children) if (s := _edge_span(c, True))), None)
+        span = Span(first.line, first.column, last.end_line, last.end_column) if first and last \
+            else ast.NOWHERE
+        kept = [c for c in children if not isinstance(c, Token) or c.type in _KEEP]
+        return method(self, span, kept)
+
+    return wrapper
+
+
+def _rules(cls: type) -> type:
+    """Apply `_rule` to every grammar-rule method of a transformer class."""
+    for k, v in list(vars(cls).items()):
+        if callable(v) and not k.startswith("_"):
+            setattr(cls, k, _rule(v))
+    return cls
+
+
+@_rules
+class _ToAst(Transformer):
+    """Builds `npi_dsl.ast` nodes. Every rule of the grammar has a method here."""
+
+    def start(self, span, children):
+        return list(children)
+
+    def atom(self, span, children):  # a parenthesised expression
+        return children[0]
+
+    # ---- declarations
+    def env_decl(self, span, children):
+        name = children[0]
+        config = children[1] if len(children) > 1 else ()
+        return ast.EnvDecl(str(name), tuple(config), span, _tok_span(name))
+
+    def env_config(self, span, children):
+        return tuple(c for c in children if c is not None)
+
+    def config_item(self, span, children):
+        return (str(children[0]), children[1])
+
+    def import_decl(self, span, children):
+        return ast.Import(str(children[0])[1:-1], span)
+
+    def const_decl(self, span, children):
+        name, value = children
+        return ast.Const(str(name), value, span, _tok_span(name))
+
+    def task_decl(self, span, children):
+        name, *fields = (c for c in children if not isinstance(c, Token) or c.type == "NAME")
+        return ast.Task(str(name), tuple(fields), span, _tok_span(name))
+
+    def entry_field(self, span, children):
+        name, args = children
+        call = ast.CallStmt(str(name), tuple(args or ()), span, _tok_span(name))
+        return ast.TaskField("entry", call, span)
+
+    def result_field(self, span, children):
+        return ast.TaskField("result", children[0], span)
+
+    def expect_field(self, span, children):
+        name = children[0]
+        return ast.TaskField("expect", ast.Name(str(name), _tok_span(name)), span)
+
+    def program_decl(self, span, children):
+        name, params, body = children
+        return ast.Program(str(name), tuple(params or ()), body, span, _tok_span(name))
+
+    def params(self, span, children):
+        return tuple(ast.Param(str(t), _tok_span(t)) for t in children)
+
+    # ---- statements
+    def block(self, span, children):
+        return ast.Block(tuple(children[1:-1]), span)
+
+    def call_stmt(self, span, children):
+        name, args = children
+        return ast.CallStmt(str(name), tuple(args or ()), span, _tok_span(name))
+
+    def args(self, span, children):
+        return tuple(children)
+
+    def let_stmt(self, span, children):
+        name, value = children
+        return ast.Let(str(name), value, span, _tok_span(name))
+
+    def assign_stmt(self, span, children):
+        name, value = children
+        return ast.Assign(str(name), value, span, _tok_span(name))
+
+    def if_stmt(self, span, children):
+        cond, body, *rest = children
+        branches = [ast.IfBranch(cond, body, Span(span.line, span.column, body.span.end_line,
+                                                  body.span.end_column))]
+        orelse = None
+        for r in rest:
+            if isinstance(r, ast.IfBranch):
+                branches.append(r)
+            else:
+                orelse = r
+        return ast.If(tuple(branches), orelse, span)
+
+    def elif_clause(self, span, children):
+        return ast.IfBranch(children[0], children[1], span)
+
+    def else_clause(self, span, children):
+        return children[0]
+
+    def while_stmt(self, span, children):
+        return ast.While(children[0], children[1], span)
+
+    def return_stmt(self, span, children):
+        value = children[1] if len(children) > 1 else None
+        return ast.Return(value, span)
+
+    # ---- expressions
+    def or_op(self, span, children):
+        return ast.Binary("or", children[0], children[1], span)
+
+    def and_op(self, span, children):
+        return ast.Binary("and", children[0], children[1], span)
+
+    def not_op(self, span, children):
+        return ast.Unary("not", children[0], span)
+
+    def compare(self, span, children):
+        return ast.Binary(str(children[1]), children[0], children[2], span)
+
+    def arith(self, span, children):
+        return ast.Binary(str(children[1]), children[0], children[2], span)
+
+    def neg(self, span, children):
+        return ast.Unary("-", children[1], span)
+
+    def int_lit(self, span, children):
+        return ast.IntLit(int(children[0]) if len(children[0]) < 4000 else 10**4000,
+                          span)
+
+    def true_lit(self, span, children):
+        return ast.BoolLit(True, span)
+
+    def false_lit(self, span, children):
+        return ast.BoolLit(False, span)
+
+    def name(self, span, children):
+        return ast.Name(str(children[0]), span)
+
+    def query_call(self, span, children):
+        name, args = children
+        return ast.QueryCall(str(name), tuple(args or ()), span, _tok_span(name))
+
+
+@functools.lru_cache(maxsize=1)
+def _parser() -> Lark:
+    grammar = importlib.resources.files("npi_dsl").joinpath("grammar.lark").read_text("utf-8")
+    return Lark(
+        grammar,
+        parser="lalr",
+        lexer="contextual",
+        propagate_positions=True,
+        maybe_placeholders=True,
+        keep_all_tokens=True,
+        transformer=_ToAst(),
+    )
+
+
+def grammar_text() -> str:
+    return importlib.resources.files("npi_dsl").joinpath("grammar.lark").read_text("utf-8")
+
+
+def read_source(path: str | Path) -> str:
+    """Read a `.npi` file as text, or raise DiagnosticError(E005/E006) saying why it can't be."""
+    p = Path(path)
+    where = ast.Span(1, 1, 1, 1)
+    try:
+        if p.is_dir():
+            raise _unreadable(p, "is a directory, not a .npi file", "name a file inside it")
+        size = p.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise DiagnosticError([Diagnostic(
+                str(p), where, "error", "E006",
+                f"file is too large to be a program ({size / 2**20:.1f} MiB; "
+                f"the limit is {MAX_FILE_BYTES // 2**20} MiB)",
+                "split it into files that import each other")])
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise _unreadable(p, "does not exist", "check the path") from None
+    except OSError as e:
+        raise _unreadable(p, f"cannot be read: {e.strerror or e}", None) from None
+    if b"\x00" in data:
+        raise _unreadable(p, "is a binary file, not a .npi text file", None)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise DiagnosticError([Diagnostic(
+            str(p), Span.point(line, col), "error", "E005",
+            f"file is not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start})",
+            "save the file as UTF-8")]) from None
+    return text.removeprefix("\ufeff")
+
+
+def _unreadable(p: Path, what: str, hint: str | None) -> DiagnosticError:
+    return DiagnosticError([Diagnostic(str(p), ast.Span(1, 1, 1, 1), "error", "E005",
+                                       f"{p} {what}", hint)])
+
+
+def parse_text(text: str, path: str = "<input>") -> ast.Module:
+    """Parse source text into a Module, or raise DiagnosticError with one syntax diagnostic."""
+    try:
+        decls = _parser().parse(text)
+    except UnexpectedInput as e:
+        raise DiagnosticError([_syntax_diagnostic(e, text, path)], {path: text}) from None
+    lines = text.count("\n") + 1
+    return ast.Module(path, tuple(decls), Span(1, 1, lines, 1))
+
+
+def parse_file(path: str | Path) -> tuple[ast.Module, str]:
+    text = read_source(path)
+    return parse_text(text, str(path)), text
+
+
+# ------------------------------------------------------------------ syntax errors
+
+
+def _expected_words(terminals: set[str]) -> str:
+    words = []
+    for t in sorted(terminals):
+        if t in _TERMINAL_WORDS:
+            words.append(_TERMINAL_WORDS[t])
+        elif t.isupper() and t.lower() in KEYWORDS:
+            words.append(f"`{t.lower()}`")
+        elif t.startswith("__ANON"):
+            continue
+        else:
+            words.append(t.lower())
+    words = sorted(set(words))
+    if not words:
+        return ""
+    if len(words) == 1:
+        return words[0]
+    return ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _describe_token(tok: Token) -> str:
+    if tok.type == "$END":
+        return "end of file"
+    if tok.type == "NAME":
+        return f"name `{tok}`"
+    if tok.type == "INT":
+        return f"number `{tok}`"
+    return f"`{tok}`"
+
+
+def _syntax_diagnostic(e: UnexpectedInput, text: str, path: str) -> Diagnostic:
+    if isinstance(e, UnexpectedToken) and e.token.type == "$END" or isinstance(e, UnexpectedEOF):
+        unclosed = _first_unclosed(text)
+        if unclosed is not None:
+            (line, col), ch = unclosed
+            closer = {"{": "}", "(": ")"}[ch]
+            end_line = text.count("\n") + 1
+            return Diagnostic(
+                path, Span.point(line, col), "error", "E002",
+                f"`{ch}` opened here is never closed",
+                f"add `{closer}` where the block or list ends (the file ends at line {end_line})",
+            )
+    if isinstance(e, UnexpectedCharacters):
+        ch = text[e.pos_in_stream] if 0 <= e.pos_in_stream < len(text) else "?"
+        expected = _expected_words(set(e.allowed or ()))
+        hint = None
+        if ch == ";":
+            hint = "npi has no semicolons: end a statement with a line break"
+        elif ch == "'":
+            hint = 'strings use double quotes: import "file.npi"'
+        elif expected:
+            hint = f"expected {expected}"
+        return Diagnostic(path, Span.point(e.line, e.column), "error", "E001",
+                          f"unexpected character `{ch}`", hint)
+    assert isinstance(e, UnexpectedToken | UnexpectedEOF)
+    tok = getattr(e, "token", None)
+    try:
+        accepts = set(e.interactive_parser.accepts()) if e.interactive_parser else set()
+    except Exception:  # accepts() replays the parser; never let it mask the real error
+        accepts = set(getattr(e, "expected", ()) or ())
+    expected = _expected_words(accepts)
+    if tok is None or tok.type == "$END":
+        line = text.count("\n") + 1
+        col = len(text.rsplit("\n", 1)[-1]) + 1
+        return Diagnostic(path, Span.point(line, col), "error", "E001",
+                          "unexpected end of file", f"expected {expected}" if expected else None)
+    span = _tok_span(tok)
+    prev = (e.token_history or [None])[-1] if getattr(e, "token_history", None) else None
+    if prev is not None and str(prev) in KEYWORDS and prev.type != "NAME" and str(tok) in "=(":
+        return Diagnostic(path, _tok_span(prev), "error", "E003",
+                          f"`{prev}` is a keyword and cannot be used as a name",
+                          "choose another name")
+    hint = f"expected {expected}" if expected else None
+    if tok.type == "NAME" and "NAME" not in accepts and prev is not None and prev.type == "NAME":
+        hint = (hint + "; " if hint else "") + "a call needs parentheses: `NAME()`"
+    return Diagnostic(path, span, "error", "E001", f"unexpected {_describe_token(tok)}", hint)
+
+
+def _first_unclosed(text: str) -> tuple[tuple[int, int], str] | None:
+    """The most recently opened unmatched `{` or `(`, skipping comments and strings."""
+    stack: list[tuple[tuple[int, int], str]] = []
+    line, col = 1, 0
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        col += 1
+        if c == "\n":
+            line, col = line + 1, 0
+        elif c == "#":
+            j = text.find("\n", i)
+            j = n if j < 0 else j
+            col += j - i - 1
+            i = j
+            continue
+        elif c == '"':
+            j = text.find('"', i + 1)
+            nl = text.find("\n", i + 1)
+            if j < 0 or (0 <= nl < j):
+                j = nl if nl >= 0 else n
+                col += j - i - 1
+                i = j
+                continue
+            col += j - i
+            i = j
+        elif c in "{(":
+            stack.append(((line, col), c))
+        elif c in "})":
+            if stack and {"}": "{", ")": "("}[c] == stack[-1][1]:
+                stack.pop()
+        i += 1
+    return stack[-1] if stack else None
