@@ -194,9 +194,7 @@ class ArrayEnv(Environment):
             )
         for i, v in enumerate(value):
             if type(v) is not int or not 0 <= v <= 9:
-                raise EnvError(
-                    f"array input must hold digits 0..9: element {i} is {_describe(v)}"
-                )
+                raise EnvError(f"array input must hold digits 0..9: element {i} is {_describe(v)}")
         return list(value)
 
     def sample_input(self, rng: random.Random, length: int) -> JSON:

@@ -87,9 +87,7 @@ def _parse_number(value: Any, which: str) -> str:
     if isinstance(value, str):
         if not value or not (value.isascii() and value.isdigit()):
             shown = value if len(value) <= 40 else value[:37] + "..."
-            raise EnvError(
-                f"{which} operand must be a string of decimal digits 0-9, got {shown!r}"
-            )
+            raise EnvError(f"{which} operand must be a string of decimal digits 0-9, got {shown!r}")
         return value.lstrip("0") or "0"
     raise EnvError(
         f"{which} operand must be a decimal number (a string of digits or an integer), "
@@ -235,7 +233,7 @@ class ScratchpadEnv(Environment):
     def parse_input(self, value: JSON) -> JSON:
         if not isinstance(value, (list, tuple)) or len(value) != 2:
             raise EnvError(
-                'scratchpad input must be a JSON list of two non-negative decimal numbers, '
+                "scratchpad input must be a JSON list of two non-negative decimal numbers, "
                 f'e.g. ["96", "125"] or [96, 125]; got {_describe(value)}'
             )
         return [_parse_number(value[0], "first"), _parse_number(value[1], "second")]
