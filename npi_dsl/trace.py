@@ -573,49 +573,60 @@ def _validate_steps(
             end = step["end"]
         except KeyError:
             _step_shape_error(i, step)
-        where = f"steps[{i}]"
         if type(frame) is not int or frame < 0:
-            raise _Invalid(f"{where}.frame must be an integer >= 0, got {frame!r}")
+            raise _Invalid(f"steps[{i}].frame must be an integer >= 0, got {frame!r}")
         if type(depth) is not int or depth < 0:
-            raise _Invalid(f"{where}.depth must be an integer >= 0, got {depth!r}")
+            raise _Invalid(f"steps[{i}].depth must be an integer >= 0, got {depth!r}")
         if type(program) is not str:
-            raise _Invalid(f"{where}.program must be a string, got {_json_type(program)}")
-        if not _triple_ok(args, arg_range):
-            raise _Invalid(f"{where}.args {_triple_error(args, arg_range)}")
+            raise _Invalid(f"steps[{i}].program must be a string, got {_json_type(program)}")
+        if type(args) is list and len(args) == 3:
+            a0, a1, a2 = args
+            ok = (
+                type(a0) is int
+                and type(a1) is int
+                and type(a2) is int
+                and 0 <= a0 < arg_range
+                and 0 <= a1 < arg_range
+                and 0 <= a2 < arg_range
+            )
+        else:
+            ok = False
+        if not ok:
+            raise _Invalid(f"steps[{i}].args {_triple_error(args, arg_range)}")
         if type(obs) is not list or len(obs) != n_obs:
             got = f"{len(obs)} values" if type(obs) is list else _json_type(obs)
             raise _Invalid(
-                f"{where}.obs must be an array of {n_obs} values (one per observation slot), "
+                f"steps[{i}].obs must be an array of {n_obs} values (one per observation slot), "
                 f"got {got}"
             )
         if all_symbols:
             for v, lim in zip(obs, symbol_limits, strict=True):
                 if type(v) is not int or not 0 <= v < lim:
-                    _obs_error(where, obs, limits)
+                    _obs_error(f"steps[{i}]", obs, limits)
         else:
             for k, lim in checked:
                 v = obs[k]
                 if type(v) is not int or not 0 <= v < lim:
-                    _obs_error(where, obs, limits)
+                    _obs_error(f"steps[{i}]", obs, limits)
         if type(end) is not bool:
-            raise _Invalid(f"{where}.end must be true or false, got {_json_type(end)}")
+            raise _Invalid(f"steps[{i}].end must be true or false, got {_json_type(end)}")
         if call is None:
             if not end:
-                raise _Invalid(f"{where}: call is null (a return step) but end is false")
+                raise _Invalid(f"steps[{i}]: call is null (a return step) but end is false")
             if call_args != zeros:
-                raise _Invalid(f"{where}.call_args must be [0,0,0] on a return step")
+                raise _Invalid(f"steps[{i}].call_args must be [0,0,0] on a return step")
         else:
             if type(call) is not str:
-                raise _Invalid(f"{where}.call must be a program name or null")
+                raise _Invalid(f"steps[{i}].call must be a program name or null")
             if end:
-                raise _Invalid(f"{where}: end is true but the step calls {call} (must be null)")
+                raise _Invalid(f"steps[{i}]: end is true but the step calls {call} (must be null)")
             if call == ACT:
                 if type(call_args) is not list or len(call_args) != 3:
-                    raise _Invalid(f"{where}.call_args {_triple_error(call_args, arg_range)}")
+                    raise _Invalid(f"steps[{i}].call_args {_triple_error(call_args, arg_range)}")
                 aid, a1, a2 = call_args
                 if type(aid) is not int or not 0 <= aid < n_actions:
                     raise _Invalid(
-                        f"{where}.call_args[0] must be an action id in [0, {n_actions}), "
+                        f"steps[{i}].call_args[0] must be an action id in [0, {n_actions}), "
                         f"got {aid!r}"
                     )
                 if (
@@ -623,23 +634,27 @@ def _validate_steps(
                     or type(a2) is not int
                     or not (0 <= a1 < arg_range and 0 <= a2 < arg_range)
                 ):
-                    raise _Invalid(f"{where}.call_args {_triple_error(call_args, arg_range)}")
+                    raise _Invalid(f"steps[{i}].call_args {_triple_error(call_args, arg_range)}")
             else:
                 if call not in bare:
-                    raise _Invalid(f"{where}.call {call!r} is not among the trace's programs")
+                    raise _Invalid(f"steps[{i}].call {call!r} is not among the trace's programs")
                 if not _triple_ok(call_args, arg_range):
-                    raise _Invalid(f"{where}.call_args {_triple_error(call_args, arg_range)}")
+                    raise _Invalid(f"steps[{i}].call_args {_triple_error(call_args, arg_range)}")
         # ---- structure: frames open in order, nest properly and each ends with one return
         if starts_frame:
             if frame != next_frame:
-                raise _Invalid(f"{where}.frame is {frame}: the new frame here must be {next_frame}")
+                raise _Invalid(
+                    f"steps[{i}].frame is {frame}: the new frame here must be {next_frame}"
+                )
             if depth != len(stack):
-                raise _Invalid(f"{where}.depth is {depth}: frame {frame} is at depth {len(stack)}")
+                raise _Invalid(
+                    f"steps[{i}].depth is {depth}: frame {frame} is at depth {len(stack)}"
+                )
             if program not in bare:
-                raise _Invalid(f"{where}.program {program!r} is not among the trace's programs")
+                raise _Invalid(f"steps[{i}].program {program!r} is not among the trace's programs")
             if pending is not None and (program != pending[0] or args != pending[1]):
                 raise _Invalid(
-                    f"{where}: frame {frame} runs {program}{args} but its caller called "
+                    f"steps[{i}]: frame {frame} runs {program}{args} but its caller called "
                     f"{pending[0]}{pending[1]}"
                 )
             stack.append((frame, depth, program, args))
@@ -648,11 +663,11 @@ def _validate_steps(
             pending = None
         else:
             if not stack:
-                raise _Invalid(f"{where}: a step after the entry frame returned")
+                raise _Invalid(f"steps[{i}]: a step after the entry frame returned")
             top = stack[-1]
             if frame != top[0] or depth != top[1] or program != top[2] or args != top[3]:
                 raise _Invalid(
-                    f"{where} must continue frame {top[0]} ({top[2]}{top[3]} at depth "
+                    f"steps[{i}] must continue frame {top[0]} ({top[2]}{top[3]} at depth "
                     f"{top[1]}), got frame {frame} ({program}{args} at depth {depth})"
                 )
         if end:

@@ -96,15 +96,18 @@ class ArrayEnv(Environment):
         end: list[int] = []  # end[q] == 1 iff internal index q is cell N-1
         q = [1, 1, 1]  # internal index (position + 1) of p1, p2, p3
         size = [0]  # a cell: N
+        obs = [0] * 8  # the observation, kept up to date by every change
         self._cells = cells
         self._start = start
         self._end = end
         self._q = q
         self._size = size
+        self._obs = obs
+        start_slot = (2, 4, 6)
+        end_slot = (3, 5, 7)
 
         def observe() -> tuple[int, ...]:
-            a, b, c = q
-            return (cells[a], cells[b], start[a], end[a], start[b], end[b], start[c], end[c])
+            return tuple(obs)
 
         def move(ptr: int, direction: int) -> None:
             try:
@@ -121,6 +124,10 @@ class ArrayEnv(Environment):
             except IndexError:  # ptr >= 3
                 _move_error(ptr, direction, 0)
             q[ptr] = nq
+            obs[start_slot[ptr]] = start[nq]
+            obs[end_slot[ptr]] = end[nq]
+            if ptr < 2:
+                obs[ptr] = cells[nq]
 
         def _move_error(ptr: int, direction: int, nq: int) -> None:
             if not 0 <= ptr <= 2:
@@ -139,6 +146,8 @@ class ArrayEnv(Environment):
                 n = size[0]
                 if 1 <= a <= n and 1 <= b <= n:
                     cells[a], cells[b] = cells[b], cells[a]
+                    obs[0] = cells[q[0]]
+                    obs[1] = cells[q[1]]
                     return
                 off = ptr1 if not 1 <= a <= n else ptr2
                 raise EnvError(
@@ -149,10 +158,37 @@ class ArrayEnv(Environment):
             raise EnvError(f"SWAP: no pointer {bad} (pointers are 0..2: p1, p2, p3)")
 
         def act(action_id: int, arg1: int = 0, arg2: int = 0) -> None:
+            # move() inlined: a Python call costs as much as the work
             if action_id == 0:
-                move(arg1, arg2)
+                try:
+                    if arg2 == 1:
+                        nq = q[arg1] + 1
+                        if nq > size[0] + 1 or arg1 < 0:
+                            _move_error(arg1, arg2, nq)
+                    elif arg2 == 0:
+                        nq = q[arg1] - 1
+                        if nq < 0 or arg1 < 0:
+                            _move_error(arg1, arg2, nq)
+                    else:
+                        _move_error(arg1, arg2, 0)
+                except IndexError:  # ptr >= 3
+                    _move_error(arg1, arg2, 0)
+                q[arg1] = nq
+                obs[start_slot[arg1]] = start[nq]
+                obs[end_slot[arg1]] = end[nq]
+                if arg1 < 2:
+                    obs[arg1] = cells[nq]
             elif action_id == 1:
-                swap(arg1, arg2)
+                if 0 <= arg1 <= 2 and 0 <= arg2 <= 2:
+                    a = q[arg1]
+                    b = q[arg2]
+                    n = size[0]
+                    if 1 <= a <= n and 1 <= b <= n:
+                        cells[a], cells[b] = cells[b], cells[a]
+                        obs[0] = cells[q[0]]
+                        obs[1] = cells[q[1]]
+                        return
+                swap(arg1, arg2)  # raises the right error
             else:
                 raise EnvError(f"env array has no action with id {action_id}")
 
@@ -216,6 +252,7 @@ class ArrayEnv(Environment):
         self._layout(len(values))
         self._cells[:] = [BLANK, *values, BLANK]
         self._q[:] = [1, 1, 1]
+        self._refresh()
 
     def _layout(self, n: int) -> None:
         if n != self._size[0] or not self._start:
@@ -223,6 +260,11 @@ class ArrayEnv(Environment):
             self._start[:] = [0, 1] + [0] * n
             self._end[:] = [0] * (n + 2)
             self._end[n] = 1
+
+    def _refresh(self) -> None:
+        cells, start, end = self._cells, self._start, self._end
+        a, b, c = self._q
+        self._obs[:] = [cells[a], cells[b], start[a], end[a], start[b], end[b], start[c], end[c]]
 
     def observe(self) -> tuple[int, ...]:  # replaced per instance by a closure
         return self.observe()
@@ -264,6 +306,7 @@ class ArrayEnv(Environment):
         self._layout(len(cells) - 2)
         self._cells[:] = cells
         self._q[:] = q
+        self._refresh()
 
     # ---- copying and pickling (the closures must not be shared between copies)
     def __reduce__(self) -> tuple[Any, ...]:
