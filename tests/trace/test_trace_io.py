@@ -17,6 +17,7 @@ from npi_dsl.trace import (
     RECORD_KEYS,
     SCHEMA,
     STEP_KEYS,
+    TraceFormatError,
     TraceWriter,
     env_header,
     read_traces,
@@ -243,3 +244,40 @@ def test_round_trip_property(tmp_path_factory, pairs):
     assert list(read_traces(path)) == records
     for rec, (a, b) in zip(records, pairs, strict=True):
         assert rec["result"] == str(a + b)
+
+
+def test_read_from_stdin(monkeypatch, records):
+    import io
+    import sys
+
+    data = "".join(json.dumps(r) + "\n" for r in records[:2]).encode()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    assert list(read_traces("-")) == records[:2]
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(gzip.compress(data))))
+    assert list(read_traces("-")) == records[:2]
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"{bad\n")))
+    with pytest.raises(TraceFormatError, match="^<stdin>:1: invalid JSON"):
+        list(read_traces("-"))
+
+
+def test_make_record_and_source_hash():
+    from npi_dsl.trace import make_record, make_step, source_hash
+
+    h = source_hash("program A() {}", b"more")
+    assert h.startswith("sha256:") and len(h) == len("sha256:") + 64
+    assert h == source_hash("program A() {}", b"more") != source_hash("program A() {}more")
+    step = make_step(0, 0, "A", [0, 0, 0], [1, 2, 3, 4], None, [0, 0, 0])
+    assert tuple(step) == STEP_KEYS and step["end"] is True
+    rec = make_record(
+        task="t",
+        env=vocabulary("scratchpad"),
+        programs=("f.A",),
+        source_hash=h,
+        seed=None,
+        length=1,
+        input=["1", "2"],
+        result="3",
+        steps=[step],
+    )
+    assert tuple(rec) == RECORD_KEYS and rec["env"] == env_header(vocabulary("scratchpad"))
+    assert rec["programs"] == ["f.A"]
