@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from npi_dsl.envs.base import (
     JSON,
@@ -129,7 +129,7 @@ class ArrayEnv(Environment):
             if ptr < 2:
                 obs[ptr] = cells[nq]
 
-        def _move_error(ptr: int, direction: int, nq: int) -> None:
+        def _move_error(ptr: int, direction: int, nq: int) -> NoReturn:
             if not 0 <= ptr <= 2:
                 raise EnvError(f"MOVE: no pointer {ptr} (pointers are 0..2: p1, p2, p3)")
             if direction not in (0, 1):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from npi_dsl.envs.base import (
     JSON,
@@ -185,7 +185,7 @@ class ScratchpadEnv(Environment):
             pos[row] = col
             cur[row] = rows[row][col]
 
-        def _move_error(row: int, direction: int, col: int) -> None:
+        def _move_error(row: int, direction: int, col: int) -> NoReturn:
             if not 0 <= row <= 3:
                 raise EnvError(f"MOVE: no row {row} (rows are 0..3: in1, in2, carry, out)")
             if direction not in (0, 1):
