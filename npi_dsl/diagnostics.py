@@ -68,6 +68,13 @@ CODES: dict[str, str] = {
     "E504": "unknown oracle",
     # warnings
     "W601": "program unreachable from every task entry",
+    # runtime (symbolic execution; docs/tasks.md)
+    "R001": "division by zero",
+    "R002": "argument out of range at run time",
+    "R003": "environment error (an illegal action, such as a pointer off the edge)",
+    "R004": "step budget exceeded",
+    "R005": "depth budget exceeded",
+    "R006": "wrong result",
 }
 
 

@@ -1,0 +1,503 @@
+"""Python source for the programs of a checked file: what `compile_task` executes.
+
+One factory function `_make(...)` is generated per task runner; calling it with an
+environment's observe, query and action functions returns one Python function per program,
+bound to that environment (`interpreter._Binding`). The generated code follows DESIGN.md's
+step semantics and writes each step as three pre-serialised JSON fragments into one list
+(`ext((prefix, observation, call))`):
+
+* a program that can reach a recursive cycle becomes a generator function: a call to such a
+  program is `yield`ed to an explicit frame stack (the driver in `_start`), so recursion
+  depth is bounded by memory, not by Python's recursion limit;
+* any other program becomes a plain function, and small ones are inlined into their callers
+  (their frame gets its own prefix and frame id, so the trace is the same);
+* `_o` always holds the current observation's JSON text; it is recomputed after each action
+  only, since queries and program calls do not change the environment's state by themselves.
+
+`linemap` maps each generated line to the `.npi` frames it executes (a Python frame may run
+several npi frames when callees are inlined), which is how errors get their source location
+and call stack without the generated code keeping one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import networkx as nx
+
+from npi_dsl import ast
+from npi_dsl.checker import Checked, FileInfo, ProgramInfo, TaskInfo
+from npi_dsl.envs.base import Vocabulary
+from npi_dsl.trace import ACT
+
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+RETURN_TEXT = '],"call":null,"call_args":[0,0,0],"end":true}'
+
+#: a chain of plain program calls uses one Python frame per call; past this height every
+#: program is compiled as a generator frame instead
+MAX_PLAIN_HEIGHT = 200
+#: inlining limits: statements of a callee, nested inlined frames, lines of one function
+INLINE_MAX_STATEMENTS = 40
+INLINE_MAX_LEVELS = 6
+INLINE_MAX_LINES = 4000
+
+
+@dataclass(frozen=True)
+class Level:
+    """One npi frame run by a Python frame: the function's own program or an inlined callee."""
+
+    program: str  # qualified name
+    frame: str  # Python name (in the function's locals) of its frame id
+    depth: int  # added to the function's `d`
+    args: tuple[str, ...]  # its three arguments: int literals or names of locals
+    path: str
+    call_span: ast.Span | None = None  # where it calls the next level (None for the last)
+
+
+@dataclass(frozen=True)
+class Site:
+    """What a generated line executes: the npi frames (outermost first) and the statement."""
+
+    levels: tuple[Level, ...]
+    path: str
+    span: ast.Span
+
+
+@dataclass
+class _Ctx:
+    levels: tuple[Level, ...]
+    pre: str  # Python name of the innermost level's prefix
+    depth: str  # Python expression of the innermost level's depth
+    names: dict[str, str]  # npi param / local -> Python name or literal
+    types: dict[str, str]
+    params: frozenset[str]  # parameters (range-checked by the caller, never reassigned)
+    file: FileInfo
+    gen: bool  # the Python function is a generator
+    inline_levels: int = 0
+
+    def site(self, span: ast.Span) -> Site:
+        return Site(self.levels, self.file.path, span)
+
+
+@dataclass
+class Generated:
+    source: str
+    linemap: dict[int, Site]
+    sites: list[Site]  # for helpers that name their site (division by zero)
+    tables: dict[str, Any]
+    queries: list[str]
+    actions: list[int]
+    generators: set[str]
+    entry_of_function: dict[str, str] = field(default_factory=dict)  # "P3" -> qualified
+
+
+class Codegen:
+    def __init__(self, checked: Checked, task: TaskInfo) -> None:
+        self.checked = checked
+        self.task = task
+        self.vocab: Vocabulary = checked.vocabulary
+        self.arg_range = self.vocab.arg_range
+        self.order = list(checked.program_order)
+        self.index = {q: i for i, q in enumerate(self.order)}
+        self.gen = self._generator_programs()
+        self.lines: list[str] = []
+        self.linemap: dict[int, Site] = {}
+        self.sites: list[Site] = []
+        self.tables: dict[str, Any] = {}
+        self.queries: dict[str, str] = {}
+        self.actions: set[int] = set()
+        self._counter = 0
+        self._function_start = 0
+
+    # ---- analysis
+    def _generator_programs(self) -> set[str]:
+        """Programs that can reach a recursive cycle (or all, for very deep call chains)."""
+        g = nx.DiGraph()
+        g.add_nodes_from(self.order)
+        for a, b in self.checked.graph.edges():
+            if a in self.index and b in self.index:
+                g.add_edge(a, b)
+        cond = nx.condensation(g)
+        reaches: dict[int, bool] = {}
+        height: dict[int, int] = {}
+        for c in reversed(list(nx.topological_sort(cond))):
+            members = cond.nodes[c]["members"]
+            cyclic = len(members) > 1 or any(g.has_edge(m, m) for m in members)
+            succ = list(cond.successors(c))
+            reaches[c] = cyclic or any(reaches[s] for s in succ)
+            height[c] = 1 + max((height[s] for s in succ), default=0)
+        if max(height.values(), default=0) > MAX_PLAIN_HEIGHT:
+            return set(self.order)
+        mapping = cond.graph["mapping"]
+        return {q for q in self.order if reaches[mapping[q]]}
+
+    def _inlinable(self, callee: ProgramInfo, ctx: _Ctx) -> bool:
+        if callee.qualified in self.gen or ctx.inline_levels >= INLINE_MAX_LEVELS:
+            return False
+        if len(self.lines) - self._function_start > INLINE_MAX_LINES:
+            return False
+        body = callee.node.body.stmts
+        count, early_return = _measure(body, top=True)
+        return count <= INLINE_MAX_STATEMENTS and not early_return
+
+    # ---- emission helpers
+    def emit(self, indent: int, text: str, site: Site | None = None) -> None:
+        self.lines.append("    " * indent + text)
+        if site is not None:
+            self.linemap[len(self.lines)] = site
+
+    def fresh(self, stem: str) -> str:
+        self._counter += 1
+        return f"{stem}{self._counter}"
+
+    def table(self, value: Any) -> str:
+        name = f"T{len(self.tables)}"
+        self.tables[name] = value
+        return name
+
+    def query(self, name: str) -> str:
+        if name not in self.queries:
+            self.queries[name] = f"Q{len(self.queries)}"
+        return self.queries[name]
+
+    # ---- the module
+    def generate(self) -> Generated:
+        self.emit(0, "def _make(ob, oc, out, QUERIES, ACTIONS, MAXD, LIM, MAXIT):")
+        self.emit(1, "ext = out.extend")
+        self.emit(1, "_nf = 0")
+        self.emit(1, "_it = 0")
+        self.emit(1, "_o = ''")
+        header_at = len(self.lines)
+        for q in self.order:
+            self.program(self.checked.programs[q])
+        self.result_function()
+        self.driver()
+        names = ", ".join(f"{q!r}: P{self.index[q]}" for q in self.order)
+        self.emit(1, f"return {{{names}}}, _start, _result")
+        binds = [f"    {py} = QUERIES[{name!r}]" for name, py in self.queries.items()]
+        binds += [f"    A{i} = ACTIONS[{i}]" for i in sorted(self.actions)]
+        self.lines[header_at:header_at] = binds
+        linemap = {(k + len(binds) if k > header_at else k): v for k, v in self.linemap.items()}
+        return Generated("\n".join(self.lines) + "\n", linemap, self.sites, self.tables,
+                         list(self.queries), sorted(self.actions), set(self.gen),
+                         {f"P{i}": q for q, i in self.index.items()})
+
+    def driver(self) -> None:
+        """`_start(fn, gen, args)`: run a program from depth 0 (frame stack for generators)."""
+        for text, ind in [
+            ("def _start(fn, gen, args):", 1),
+            ("nonlocal _nf, _it, _o", 2),
+            ("_nf = 0", 2),
+            ("_it = 0", 2),
+            ("out.clear()", 2),
+            ("out.append('')", 2),
+            ("_o = oc[ob()]", 2),
+            ("if not gen:", 2),
+            ("fn(0, 0, *args)", 3),
+            ("return", 3),
+            ("stack = [fn(0, 0, *args)]", 2),
+            ("push = stack.append", 2),
+            ("pop = stack.pop", 2),
+            ("try:", 2),
+            ("while stack:", 3),
+            ("g = next(stack[-1], None)", 4),
+            ("if g is None:", 4),
+            ("pop()", 5),
+            ("else:", 4),
+            ("if len(out) > LIM:", 5),
+            ("_loop_budget(_it, len(out))", 6),
+            ("push(g)", 5),
+            ("except BaseException as e:", 2),
+            ("e.npi_stack = stack", 3),  # the suspended frames, for the error's call stack
+            ("raise", 3),
+        ]:
+            self.emit(ind, text)
+
+    def program(self, p: ProgramInfo) -> None:
+        i = self.index[p.qualified]
+        self._function_start = len(self.lines)
+        params = [f"a{k}" for k in range(len(p.params))]
+        args = tuple(params) + ("0",) * (3 - len(params))
+        level = Level(p.qualified, "f", 0, args, p.file.path)
+        ctx = _Ctx((level,), "pre", "d", dict(zip(p.params, params, strict=True)),
+                   {name: "int" for name in p.params}, frozenset(p.params), p.file,
+                   p.qualified in self.gen)
+        site = ctx.site(p.node.name_span)
+        self.emit(1, f"def P{i}({', '.join(['f', 'd'] + params)}):", site)
+        self.emit(2, "nonlocal _nf, _it, _o")
+        self.emit(2, f"pre = {_prefix(p)!r} % ({', '.join(['f', 'd'] + params)})", site)
+        self.frame_body(p, ctx, 2)
+
+    def frame_body(self, p: ProgramInfo, ctx: _Ctx, ind: int) -> None:
+        """A frame's statements, then its return step (unless a final `return` took it)."""
+        if not self.block(p.node.body, ctx, ind, empty_ok=True):
+            self.emit(ind, f"ext(({ctx.pre}, _o, {RETURN_TEXT!r}))",
+                      ctx.site(_closing(p.node.body.span)))
+
+    def result_function(self) -> None:
+        t = self.task
+        self.emit(1, "def _result():")
+        if t.result is None:
+            self.emit(2, "return None")
+            return
+        ctx = _Ctx((), "pre", "0", {}, {}, frozenset(), t.file, False)
+        site = Site((), t.file.path, t.result.span)
+        self.emit(2, f"return {self.expr(t.result, ctx, site)}", site)
+
+    # ---- statements
+    def block(self, b: ast.Block, ctx: _Ctx, ind: int, empty_ok: bool = False) -> bool:
+        """Emit a block; True if it ends with `return` (its return step already taken)."""
+        if not b.stmts:
+            if not empty_ok:
+                self.emit(ind, "pass")
+            return False
+        saved = dict(ctx.names), dict(ctx.types)
+        ends = False
+        for s in b.stmts:
+            ends = self.stmt(s, ctx, ind)
+        ctx.names, ctx.types = saved
+        return ends
+
+    def stmt(self, s: ast.Stmt, ctx: _Ctx, ind: int) -> bool:
+        site = ctx.site(s.span)
+        match s:
+            case ast.CallStmt():
+                self.call(s, ctx, ind)
+            case ast.Let(name=name, value=value):
+                code = self.expr(value, ctx, site)
+                py = self.fresh(f"v_{name}_")
+                ctx.names[name] = py
+                ctx.types[name] = self.type_of(value, ctx)
+                self.emit(ind, f"{py} = {code}", site)
+            case ast.Assign(name=name, value=value):
+                self.emit(ind, f"{ctx.names[name]} = {self.expr(value, ctx, site)}", site)
+            case ast.If(branches=branches, orelse=orelse):
+                for k, br in enumerate(branches):
+                    bsite = ctx.site(br.cond.span)
+                    keyword = "if" if k == 0 else "elif"
+                    self.emit(ind, f"{keyword} {self.expr(br.cond, ctx, bsite)}:", bsite)
+                    self.block(br.body, ctx, ind + 1)
+                if orelse is not None:
+                    self.emit(ind, "else:")
+                    self.block(orelse, ctx, ind + 1)
+            case ast.While(cond=cond, body=body):
+                csite = ctx.site(cond.span)
+                self.emit(ind, f"while {self.expr(cond, ctx, csite)}:", csite)
+                self.emit(ind + 1, "_it += 1", csite)
+                self.emit(ind + 1, "if _it > MAXIT or len(out) > LIM:", csite)
+                self.emit(ind + 2, "_loop_budget(_it, len(out))", csite)
+                self.block(body, ctx, ind + 1)
+            case ast.Return():
+                self.emit(ind, f"ext(({ctx.pre}, _o, {RETURN_TEXT!r}))", site)
+                if ctx.inline_levels == 0 or len(ctx.levels) == 1:
+                    self.emit(ind, "return", site)
+                return True
+        return False
+
+    def call(self, s: ast.CallStmt, ctx: _Ctx, ind: int) -> None:
+        site = ctx.site(s.span)
+        kind, target = self.checked.resolve_call(ctx.file, s.name)
+        slots = [self.arg(a, ctx, site, s.name, k, ind) for k, a in enumerate(s.args)]
+        if kind != "program":
+            aid = int(target)
+            self.actions.add(aid)
+            slots += ["0"] * (2 - len(slots))
+            self.emit(ind, f"ext(({ctx.pre}, _o, {self.suffix(ACT, [str(aid)] + slots)}))",
+                      site)
+            self.emit(ind, f"A{aid}({slots[0]}, {slots[1]})", site)
+            self.emit(ind, "_o = oc[ob()]", site)
+            return
+        callee = self.checked.programs[str(target)]
+        given = list(slots)
+        slots += ["0"] * (3 - len(slots))
+        self.emit(ind, f"if {ctx.depth} >= MAXD:", site)
+        self.emit(ind + 1, f"_too_deep({ctx.depth}, {callee.name!r})", site)
+        self.emit(ind, f"ext(({ctx.pre}, _o, {self.suffix(callee.name, slots)}))", site)
+        self.emit(ind, "_nf += 1", site)
+        inner = _plus(ctx.depth, 1)
+        if self._inlinable(callee, ctx):
+            self.inline(callee, given, slots, ctx, s.span, ind)
+            return
+        fn = f"P{self.index[callee.qualified]}({', '.join(['_nf', inner] + given)})"
+        if ctx.gen and callee.qualified in self.gen:
+            self.emit(ind, f"yield {fn}", site)
+        else:
+            self.emit(ind, fn, site)
+
+    def inline(self, callee: ProgramInfo, given: list[str], slots: list[str], ctx: _Ctx,
+               call_span: ast.Span, ind: int) -> None:
+        """The callee's frame, inlined: its own frame id and prefix, the same steps."""
+        frame = self.fresh("_f")
+        pre = self.fresh("pre")
+        levels = ctx.levels[:-1] + (replace(ctx.levels[-1], call_span=call_span),
+                                    Level(callee.qualified, frame, ctx.levels[-1].depth + 1,
+                                          tuple(slots), callee.file.path))
+        inner = _plus(ctx.depth, 1)
+        sub = _Ctx(levels, pre, inner, dict(zip(callee.params, given, strict=True)),
+                   {name: "int" for name in callee.params}, frozenset(callee.params),
+                   callee.file, ctx.gen, ctx.inline_levels + 1)
+        site = sub.site(callee.node.name_span)
+        self.emit(ind, f"{frame} = _nf", site)
+        self.emit(ind, f"{pre} = {_prefix(callee)!r} % ({', '.join([frame, inner] + given)})",
+                  site)
+        self.frame_body(callee, sub, ind)
+
+    def arg(self, e: ast.Expr, ctx: _Ctx, site: Site, callee: str, k: int, ind: int) -> str:
+        """An argument: an int literal, or a local holding a value checked to be in range."""
+        value = self.const(e, ctx)
+        if value is not None:
+            return str(int(value))
+        if isinstance(e, ast.Name) and e.name in ctx.params:
+            return ctx.names[e.name]  # a parameter: range-checked by its caller
+        code = self.expr(e, ctx, site)
+        t = self.fresh("_t")
+        if self.type_of(e, ctx) == "bool":
+            self.emit(ind, f"{t} = 1 if {code} else 0", site)
+            return t
+        self.emit(ind, f"{t} = {code}", site)
+        if not self.in_range(e, ctx):
+            self.emit(ind, f"if not 0 <= {t} < {self.arg_range}:", site)
+            self.emit(ind + 1, f"_bad_arg({callee!r}, {k}, {t})", site)
+        return t
+
+    def in_range(self, e: ast.Expr, ctx: _Ctx) -> bool:
+        """Whether an integer expression is statically within [0, arg_range)."""
+        if isinstance(e, ast.Binary) and e.op == "%":
+            c = self.const(e.right, ctx)
+            return isinstance(c, int) and not isinstance(c, bool) and 0 < c <= self.arg_range
+        return False
+
+    def suffix(self, call_name: str, slots: list[str]) -> str:
+        """A Python expression for the step's text after the observation."""
+        text = '],"call":' + _dumps(call_name) + ',"call_args":[%s,%s,%s],"end":false}'
+        dyn = [k for k, v in enumerate(slots) if not _is_literal(v)]
+        if not dyn:
+            return repr(text % tuple(slots))
+        r = self.arg_range
+        if len(dyn) == 1:
+            k = dyn[0]
+            values = tuple(text % tuple(slots[:k] + [str(v)] + slots[k + 1:]) for v in range(r))
+            return f"{self.table(values)}[{slots[k]}]"
+        if len(dyn) == 2 and r * r <= 4096:
+            j, k = dyn
+
+            def fill(a: int, b: int) -> str:
+                s = list(slots)
+                s[j], s[k] = str(a), str(b)
+                return text % tuple(s)
+
+            grid = tuple(tuple(fill(a, b) for b in range(r)) for a in range(r))
+            return f"{self.table(grid)}[{slots[j]}][{slots[k]}]"
+        fmt = text % tuple("%d" if k in dyn else v for k, v in enumerate(slots))
+        return f"({fmt!r} % ({', '.join(slots[k] for k in dyn)},))"
+
+    # ---- expressions
+    def const(self, e: ast.Expr, ctx: _Ctx) -> int | bool | None:
+        match e:
+            case ast.IntLit(value=v) | ast.BoolLit(value=v):
+                return v
+            case ast.Name(name=n):
+                if n in ctx.names:
+                    return None
+                if n in ctx.file.consts:
+                    return ctx.file.consts[n]
+                return self.vocab.names.get(n)
+            case ast.Unary(op="-", operand=o):
+                v = self.const(o, ctx)
+                return -v if isinstance(v, int) and not isinstance(v, bool) else None
+            case ast.Unary(op="not", operand=o):
+                v = self.const(o, ctx)
+                return (not v) if isinstance(v, bool) else None
+        return None
+
+    def type_of(self, e: ast.Expr, ctx: _Ctx) -> str:
+        match e:
+            case ast.BoolLit():
+                return "bool"
+            case ast.Name(name=n):
+                if n in ctx.types:
+                    return ctx.types[n]
+                return "bool" if isinstance(ctx.file.consts.get(n), bool) else "int"
+            case ast.QueryCall(name=n):
+                spec = self.vocab.queries.get(n)
+                return spec.returns if spec is not None else "int"
+            case ast.Unary(op=op):
+                return "bool" if op == "not" else "int"
+            case ast.Binary(op=op):
+                return "bool" if op in ("and", "or", "==", "!=", "<", "<=", ">", ">=") else "int"
+        return "int"
+
+    def expr(self, e: ast.Expr, ctx: _Ctx, site: Site) -> str:
+        value = self.const(e, ctx)
+        if value is not None:
+            return repr(value)
+        match e:
+            case ast.Name(name=n):
+                return ctx.names[n]
+            case ast.QueryCall(name=n, args=args):
+                inner = ", ".join(self.expr(a, ctx, site) for a in args)
+                return f"{self.query(n)}({inner})"
+            case ast.Unary(op=op, operand=o):
+                inner = self.expr(o, ctx, site)
+                return f"(not {inner})" if op == "not" else f"(-{inner})"
+            case ast.Binary(op=op, left=lft, right=rgt):
+                a = self.expr(lft, ctx, site)
+                b = self.expr(rgt, ctx, site)
+                if op in ("/", "%"):
+                    c = self.const(rgt, ctx)
+                    if isinstance(c, int) and not isinstance(c, bool) and c != 0:
+                        return f"({a} {'//' if op == '/' else '%'} {b})"
+                    self.sites.append(Site(site.levels, ctx.file.path, e.span))
+                    fn = "_div" if op == "/" else "_mod"
+                    return f"{fn}({a}, {b}, {len(self.sites) - 1})"
+                return f"({a} {op} {b})"
+        raise AssertionError(f"unexpected expression {e!r}")  # pragma: no cover
+
+
+def _prefix(p: ProgramInfo) -> str:
+    """The %-template of a frame's step prefix: frame, depth, then its parameters."""
+    shown = ",".join(["%d"] * len(p.params) + ["0"] * (3 - len(p.params)))
+    return (',{"frame":%d,"depth":%d,"program":' + _dumps(p.name) + ',"args":[' + shown
+            + '],"obs":[')
+
+
+def _plus(expr: str, k: int) -> str:
+    if expr == "d":
+        return f"d + {k}"
+    if expr.startswith("d + "):
+        return f"d + {int(expr[4:]) + k}"
+    return f"({expr}) + {k}"  # pragma: no cover
+
+
+def _is_literal(code: str) -> bool:
+    return code.lstrip("-").isdigit()
+
+
+def _closing(span: ast.Span) -> ast.Span:
+    """The span of a block's closing brace."""
+    return ast.Span(span.end_line, max(1, span.end_column - 1), span.end_line, span.end_column)
+
+
+def _measure(stmts: tuple[ast.Stmt, ...], top: bool) -> tuple[int, bool]:
+    """(number of statements, whether a `return` occurs anywhere but last at the top)."""
+    count = 0
+    early = False
+    for i, s in enumerate(stmts):
+        count += 1
+        match s:
+            case ast.Return():
+                if not (top and i == len(stmts) - 1):
+                    early = True
+            case ast.If(branches=branches, orelse=orelse):
+                for br in branches:
+                    c, e = _measure(br.body.stmts, False)
+                    count, early = count + c, early or e
+                if orelse is not None:
+                    c, e = _measure(orelse.stmts, False)
+                    count, early = count + c, early or e
+            case ast.While(body=body):
+                c, e = _measure(body.stmts, False)
+                count, early = count + c, early or e
+    return count, early
