@@ -35,17 +35,16 @@ def test_doc_example_is_the_real_trace_of_6_plus_7(tmp_path):
     assert list(read_traces(tmp_path / "ex.jsonl")) == [example]
 
 
-@pytest.fixture
-def trace_file(tmp_path):
+def _trace_file(tmp_path):
     records = [addition_record(["6", "7"], seed=3), addition_record(["9" * 5000, "1"], seed=3)]
     path = tmp_path / "train.jsonl.gz"
     write_traces(path, records)
     return path, records
 
 
-def test_pandas_reads_traces(trace_file):
+def test_pandas_reads_traces(tmp_path):
     pd = pytest.importorskip("pandas")
-    path, records = trace_file
+    path, records = _trace_file(tmp_path)
     traces = pd.read_json(path, lines=True, dtype=False)
     assert list(traces.columns) == list(records[0])
     assert traces["result"].tolist() == [r["result"] for r in records]
@@ -55,18 +54,18 @@ def test_pandas_reads_traces(trace_file):
     assert int(steps["end"].sum()) == sum(s["end"] for r in records for s in r["steps"])
 
 
-def test_pyarrow_reads_traces(trace_file):
+def test_pyarrow_reads_traces(tmp_path):
     pj = pytest.importorskip("pyarrow.json")
-    path, records = trace_file
+    path, records = _trace_file(tmp_path)
     table = pj.read_json(path, read_options=pj.ReadOptions(block_size=1 << 26))
     assert table.column("result").to_pylist() == [r["result"] for r in records]
     assert table.column("steps").to_pylist()[0] == records[0]["steps"]
 
 
-def test_datasets_reads_traces(trace_file, tmp_path, monkeypatch):
+def test_datasets_reads_traces(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     datasets = pytest.importorskip("datasets")
-    path, records = trace_file
+    path, records = _trace_file(tmp_path)
     ds = datasets.load_dataset(
         "json", data_files=str(path), split="train", cache_dir=str(tmp_path / "cache")
     )
