@@ -64,13 +64,14 @@ class StackEntry:
     depth: int
     path: str
     span: ast.Span  # the statement the frame is executing (a call, for every frame but the top)
+    arity: int = 3  # how many of `args` are the program's parameters
 
     @property
     def name(self) -> str:
         return Checked.bare(self.program)
 
     def describe(self) -> str:
-        args = ", ".join(str(a) for a in self.args)
+        args = ", ".join(str(a) for a in self.args[: self.arity])
         return (f"{self.name}({args}) frame {self.frame}, depth {self.depth}, at "
                 f"{self.path}:{self.span.line}:{self.span.column}")
 
@@ -257,6 +258,8 @@ class TaskRunner:
         self._oracle = task.expect
         self._input_length = self.env.input_length
         self._header = self._make_header()
+        #: the number of steps of the last trace `run_line` returned
+        self.last_steps = 0
 
     # ---- environments
     def new_env(self) -> Environment:
@@ -333,6 +336,7 @@ class TaskRunner:
         out[1] = out[1][1:]
         out.append("]}")
         text = "".join(out)
+        self.last_steps = (len(out) - 2) // 3
         out.clear()
         return text
 
@@ -528,7 +532,7 @@ class TaskRunner:
             prog = self.checked.programs[q]
             return [StackEntry(q, (loc.get("a0", 0), loc.get("a1", 0), loc.get("a2", 0)),
                                loc.get("f", 0), loc.get("d", 0), prog.file.path,
-                               prog.node.name_span)]
+                               prog.node.name_span, len(prog.params))]
 
         def value(code: str) -> int:
             return int(code) if code.lstrip("-").isdigit() else int(loc.get(code, 0))
@@ -541,7 +545,8 @@ class TaskRunner:
             path = site.path if k == last else lv.path
             out.append(StackEntry(lv.program, (value(lv.args[0]), value(lv.args[1]),
                                                value(lv.args[2])),
-                                  value(lv.frame), d + lv.depth, path, span))
+                                  value(lv.frame), d + lv.depth, path, span,
+                                  len(self.checked.programs[lv.program].params)))
         return out
 
 
