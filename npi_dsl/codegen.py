@@ -110,6 +110,7 @@ class Codegen:
         self.actions: set[int] = set()
         self._counter = 0
         self._function_start = 0
+        self._yielded = False
 
     # ---- analysis
     def _generator_programs(self) -> set[str]:
@@ -228,7 +229,11 @@ class Codegen:
         self.emit(1, f"def P{i}({', '.join(['f', 'd'] + params)}):", site)
         self.emit(2, "nonlocal _nf, _it, _o")
         self.emit(2, f"pre = {_prefix(p)!r} % ({', '.join(['f', 'd'] + params)})", site)
+        self._yielded = False
         self.frame_body(p, ctx, 2)
+        if ctx.gen and not self._yielded:  # a generator frame must be a generator function
+            self.emit(2, "if False:")
+            self.emit(3, "yield None")
 
     def frame_body(self, p: ProgramInfo, ctx: _Ctx, ind: int) -> None:
         """A frame's statements, then its return step (unless a final `return` took it)."""
@@ -323,6 +328,7 @@ class Codegen:
         fn = f"P{self.index[callee.qualified]}({', '.join(['_nf', inner] + given)})"
         if ctx.gen and callee.qualified in self.gen:
             self.emit(ind, f"yield {fn}", site)
+            self._yielded = True
         else:
             self.emit(ind, fn, site)
 

@@ -1,0 +1,100 @@
+"""Property tests: random inputs give the true result; traces replay; obs is observe()."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from interp_helpers import checked, replay, runner
+from interp_reference import Reference
+
+from npi_dsl import codegen
+from npi_dsl.interpreter import compile_task
+from npi_dsl.trace import validate_record
+
+digits = st.text(alphabet="0123456789", min_size=1, max_size=60)
+arrays = st.lists(st.integers(0, 9), min_size=1, max_size=30)
+
+
+def _check_trace(name: str, value: object) -> dict:
+    r = runner(name)
+    record = r.run(value)
+    validate_record(record)
+    # replaying the ACT steps on a fresh environment gives every step's obs and the end state
+    env = r.new_env()
+    env.reset(r.parse_input(value))
+    replay(env, record["steps"])
+    assert env.snapshot() == r.env.snapshot()
+    assert r.result(env) == record["result"]
+    return record
+
+
+@settings(max_examples=60, deadline=None)
+@given(digits, digits)
+def test_addition_gives_the_sum(a: str, b: str) -> None:
+    record = _check_trace("addition", [a, b])
+    assert record["result"] == str(int(a) + int(b))
+
+
+@settings(max_examples=30, deadline=None)
+@given(digits, digits)
+def test_recursive_addition_gives_the_sum(a: str, b: str) -> None:
+    record = _check_trace("addition_recursive", [a, b])
+    assert record["result"] == str(int(a) + int(b))
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays)
+def test_bubble_sort_sorts(values: list[int]) -> None:
+    record = _check_trace("sorting", values)
+    assert record["result"] == sorted(values)
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays)
+def test_max_finds_the_largest(values: list[int]) -> None:
+    record = _check_trace("max", values)
+    assert record["result"] == max(values)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 9), min_size=1, max_size=12))
+def test_compiled_features_match_the_reference_interpreter(values: list[int]) -> None:
+    c = checked("features")
+    record = _check_trace("features", values)
+    env = c.create_env()
+    env.reset(values)
+    assert record["steps"] == Reference(c).run(env, "features.MAIN")
+
+
+@pytest.mark.parametrize("mode", ["no inlining", "all generator frames"])
+@pytest.mark.parametrize("name,inputs", [
+    ("addition", [["96", "125"], ["99999", "1"], ["0", "0"]]),
+    ("addition_recursive", [["96", "125"], ["5", "123456"]]),
+    ("sorting", [[5, 2, 8], [9, 8, 7, 6, 5, 4, 3, 2, 1]]),
+    ("max", [[3, 9, 4], [1]]),
+    ("features", [[3, 1, 2, 5], [9, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8]]),
+])
+def test_compilation_strategies_give_the_same_bytes(monkeypatch, mode, name, inputs) -> None:  # noqa: ANN001
+    """Inlining and plain-versus-generator frames are optimisations: the bytes never change."""
+    default = runner(name)
+    if mode == "no inlining":
+        monkeypatch.setattr(codegen, "INLINE_MAX_LEVELS", 0)
+    else:
+        monkeypatch.setattr(codegen, "MAX_PLAIN_HEIGHT", 0)
+    other = compile_task(checked(name))
+    if mode == "no inlining":
+        assert "_f" not in other.python_source  # no inlined frame ids
+    else:
+        assert "yield" in other.python_source
+    for value in inputs:
+        assert other.run_line(value, 7) == default.run_line(value, 7)
+
+
+@settings(max_examples=30, deadline=None)
+@given(digits, digits, st.integers(0, 2**63 - 1) | st.none())
+def test_line_is_exactly_json_dumps(a: str, b: str, seed: int | None) -> None:
+    line = runner("addition").run_line([a, b], seed)
+    assert json.dumps(json.loads(line), separators=(",", ":")) == line
