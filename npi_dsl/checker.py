@@ -189,6 +189,9 @@ class _Checker:
         # qualified program -> [(callee, call node, in tail position)]
         self.calls: dict[str, list[tuple[str, ast.CallStmt, bool]]] = {}
         self._loading: set[str] = set()
+        #: imported files whose env differs (E112): their bodies are not checked against
+        #: this env's vocabulary, which would only bury the one real error under others
+        self._foreign_env: set[str] = set()
 
     # ---- reporting
     def error(self, file: str, span: ast.Span, code: str, msg: str, hint: str | None = None,
@@ -204,8 +207,13 @@ class _Checker:
         root = self._load_file(self.root_path, None)
         checked = None
         if root is not None and self.vocab is not None:
+            # imports may form cycles: every file's own programs are known before any
+            # file's imported names are resolved
             for info in list(self.files.values()):
-                self._check_programs(info)
+                self._import_scope(info)
+            for info in list(self.files.values()):
+                if info.path not in self._foreign_env:
+                    self._check_programs(info)
             tasks = self._check_tasks(root)
             graph = build_call_graph(self.programs, self.calls)
             self._check_reachability(root, tasks)
@@ -288,6 +296,7 @@ class _Checker:
                        notes=(Note(env.span, "first declared here"),))
         if imported_at is not None:
             if self.env_name is not None and env.name != self.env_name:
+                self._foreign_env.add(info.path)
                 src, node = imported_at
                 self.error(src, node.span, "E112",
                            f'"{node.path}" uses env {env.name}, this file uses env '
@@ -301,8 +310,14 @@ class _Checker:
                        hint or f"environments: {', '.join(registry.env_names())}")
             return
         config: dict[str, int] = {}
+        seen_keys: dict[str, ast.Expr] = {}
         for key, expr in env.config:
             value = self._const_value(info, expr)
+            if key in seen_keys:
+                self.error(info.path, expr.span, "E103", f"`{key}` is set twice",
+                           "keep one of them", (Note(seen_keys[key].span, "first set here"),))
+                continue
+            seen_keys[key] = expr
             if key not in cls.config_defaults:
                 self.error(info.path, expr.span, "E103",
                            f"env {env.name} has no setting `{key}`",
@@ -386,7 +401,9 @@ class _Checker:
                               seen_task[decl.name].name_span)
                     continue
                 seen_task[decl.name] = decl
-        # imported programs: visible unless this file defines the same bare name
+
+    def _import_scope(self, info: FileInfo) -> None:
+        """Imported programs: visible unless this file defines the same bare name."""
         offered: dict[str, set[str]] = {}
         for imp_path in info.imports:
             imp = self.files[imp_path]
@@ -616,9 +633,10 @@ class _Checker:
             if isinstance(value, bool):
                 continue
             if isinstance(value, int) and not 0 <= value < limit:
-                shown = arg.name if isinstance(arg, ast.Name) else str(value)
+                shown = str(value) if isinstance(arg, ast.IntLit) else \
+                    f"{arg.name} = {value}" if isinstance(arg, ast.Name) else f"value {value}"
                 self.error(info.path, arg.span, "E306",
-                           f"argument {shown} = {value} is outside [0, {limit})",
+                           f"argument {shown} is outside [0, {limit})",
                            f"arguments are integers from 0 to {limit - 1} "
                            f"(env {self.vocab.env} arg_range = {limit})")
                 continue
@@ -652,6 +670,13 @@ class _Checker:
                 if n in self.vocab.queries:
                     self.error(info.path, span, "E209", f"`{n}` is a query: call it",
                                f"write `{n}(...)`")
+                    return None
+                kind, _target = self._resolve_callable(info, n, span)
+                if kind in ("program", "ambiguous", "action"):
+                    what = "an action" if kind == "action" else "a program"
+                    self.error(info.path, span, "E209", f"`{n}` is {what}, not a value",
+                               f"call it as a statement: `{n}(...)`; read the environment "
+                               "with a query")
                     return None
                 visible = set(info.consts) | set(self.vocab.names)
                 if scope is not None:
@@ -738,8 +763,11 @@ class _Checker:
                 continue
             call = entry_f.value
             assert isinstance(call, ast.CallStmt)
+            arg_ok = []
             for a in call.args:
+                before = len(self.diags)
                 self._expr(root, a, None)
+                arg_ok.append(len(self.diags) == before)
             own = {p.name for p in root.module.programs}
             entry_q = root.scope.get(call.name) if call.name in own else None
             if entry_q is None:
@@ -756,8 +784,9 @@ class _Checker:
                               ", ".join(prog.params))
             self._check_ranges(root, call.args, ("value",) * len(call.args))
             args = [self._const_value(root, a) for a in call.args]
-            if any(v is None for v in args) and len(call.args) <= MAX_ARGS:
-                bad = next(a for a, v in zip(call.args, args, strict=True) if v is None)
+            bad = next((a for a, v, ok in zip(call.args, args, arg_ok, strict=True)
+                        if v is None and ok), None)
+            if bad is not None and len(call.args) <= MAX_ARGS:
                 self.error(root.path, bad.span, "E406",
                            "an entry argument must be a constant")
             entry_args = tuple(int(v) for v in args if v is not None)[:MAX_ARGS]

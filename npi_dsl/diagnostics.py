@@ -13,6 +13,7 @@ The codes are documented, each with an example and its fix, in docs/language.md.
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -137,12 +138,24 @@ class DiagnosticError(Exception):
         return "\n".join(d.render(self.sources.get(d.path)) for d in self.diagnostics)
 
 
+@functools.lru_cache(maxsize=4)
+def _lines(source: str) -> list[str]:
+    """The lines of a source as the parser counts them: split at newlines only, not at the
+    form feeds, lone carriage returns or Unicode separators that str.splitlines also breaks
+    at. Cached: a file with thousands of diagnostics is split once, not once per diagnostic.
+    """
+    return source.split("\n")
+
+
 def _excerpt(source: str, span: Span) -> list[str]:
     """The source line of `span` and a caret line; tabs shown as one space so carets align."""
-    src_lines = source.splitlines()
+    src_lines = _lines(source)
     if not 1 <= span.line <= len(src_lines):
         return []
-    text = src_lines[span.line - 1].replace("\t", " ")
+    text = src_lines[span.line - 1].removesuffix("\r")
+    # control characters (tabs, form feeds...) are one column each: show each as one space
+    text = "".join(" " if c < " " or c == "\x7f" else c for c in text) \
+        if not text.isprintable() else text
     if len(text) > 200:  # a minified or generated line: show a window around the caret
         start = max(0, span.column - 60)
         text = text[start : start + 120]

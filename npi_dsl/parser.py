@@ -25,8 +25,15 @@ KEYWORDS = frozenset(
     "and or not true false".split()
 )
 
-#: Files larger than this are refused with a diagnostic rather than parsed for minutes.
-MAX_FILE_BYTES = 4 * 1024 * 1024
+#: Files larger than this are refused (E006) without being parsed. The bundled programs are
+#: about 1 KB; lark parses roughly 150-300 KB a second, so a file at the limit still checks
+#: in seconds, not minutes.
+MAX_FILE_BYTES = 1 * 1024 * 1024
+
+#: Blocks and expressions nested deeper than this are refused (E006): the checker and the
+#: interpreter walk the AST recursively, and no real program comes near it (2,000 nested
+#: blocks are fine).
+MAX_NESTING = 5000
 
 _TERMINAL_WORDS = {
     "NAME": "a name",
@@ -127,7 +134,8 @@ class _ToAst(Transformer):
 
     def entry_field(self, span, children):
         name, args = children
-        call = ast.CallStmt(str(name), tuple(args or ()), span, _tok_span(name))
+        call_span = Span(name.line, name.column, span.end_line, span.end_column)
+        call = ast.CallStmt(str(name), tuple(args or ()), call_span, _tok_span(name))
         return ast.TaskField("entry", call, span)
 
     def result_field(self, span, children):
@@ -251,13 +259,19 @@ def read_source(path: str | Path) -> str:
         if p.is_dir():
             raise _unreadable(p, "is a directory, not a .npi file", "name a file inside it")
         size = p.stat().st_size
+        if size <= MAX_FILE_BYTES:
+            # read no more than the limit: special files (/dev/zero, pipes) report size 0
+            with p.open("rb") as f:
+                data = f.read(MAX_FILE_BYTES + 1)
+            size = len(data)
         if size > MAX_FILE_BYTES:
+            amount = f"{size / 2**20:.1f} MiB" if p.is_file() else \
+                f"more than {MAX_FILE_BYTES // 2**20} MiB"
             raise DiagnosticError([Diagnostic(
                 str(p), where, "error", "E006",
-                f"file is too large to be a program ({size / 2**20:.1f} MiB; "
+                f"file is too large to be a program ({amount}; "
                 f"the limit is {MAX_FILE_BYTES // 2**20} MiB)",
                 "split it into files that import each other")])
-        data = p.read_bytes()
     except FileNotFoundError:
         raise _unreadable(p, "does not exist", "check the path") from None
     except OSError as e:
@@ -287,8 +301,62 @@ def parse_text(text: str, path: str = "<input>") -> ast.Module:
         decls = _parser().parse(text)
     except UnexpectedInput as e:
         raise DiagnosticError([_syntax_diagnostic(e, text, path)], {path: text}) from None
+    too_deep = _too_deep(decls)
+    if too_deep is not None:
+        raise DiagnosticError([Diagnostic(
+            path, Span.point(too_deep.line, too_deep.column), "error", "E006",
+            f"nesting too deep: more than {MAX_NESTING} levels of blocks and expressions",
+            "move inner blocks into programs of their own, or split the expression with let")],
+            {path: text})
     lines = text.count("\n") + 1
     return ast.Module(path, tuple(decls), Span(1, 1, lines, 1))
+
+
+def _children(node: object) -> tuple[object, ...]:
+    match node:
+        case ast.Program(body=body):
+            return (body,)
+        case ast.Block(stmts=stmts):
+            return stmts
+        case ast.CallStmt(args=args) | ast.QueryCall(args=args):
+            return args
+        case ast.Let(value=v) | ast.Assign(value=v) | ast.Const(value=v) | ast.TaskField(value=v):
+            return (v,)
+        case ast.Return(value=v):
+            return () if v is None else (v,)
+        case ast.If(branches=branches, orelse=orelse):
+            return branches if orelse is None else (*branches, orelse)
+        case ast.IfBranch(cond=c, body=b) | ast.While(cond=c, body=b):
+            return (c, b)
+        case ast.Unary(operand=o):
+            return (o,)
+        case ast.Binary(left=a, right=b):
+            return (a, b)
+        case ast.Task(fields=fields):
+            return fields
+        case ast.EnvDecl(config=config):
+            return tuple(v for _k, v in config)
+    return ()
+
+
+_NESTING_NODES = (ast.Block, ast.Unary, ast.Binary, ast.QueryCall)
+
+
+def _too_deep(decls: list[object]) -> Span | None:
+    """The span of the first node (in source order) nested more than MAX_NESTING levels.
+
+    Counts blocks, operators and query calls on the path from the declaration. Iterative, so
+    that it cannot overflow the stack it protects.
+    """
+    stack: list[tuple[object, int]] = [(d, 0) for d in reversed(decls)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, _NESTING_NODES):
+            depth += 1
+            if depth > MAX_NESTING:
+                return node.span
+        stack.extend((c, depth) for c in reversed(_children(node)))
+    return None
 
 
 def parse_file(path: str | Path) -> tuple[ast.Module, str]:
@@ -318,6 +386,15 @@ def _expected_words(terminals: set[str]) -> str:
     return ", ".join(words[:-1]) + " or " + words[-1]
 
 
+def _accepts(e: UnexpectedInput) -> set[str]:
+    """The exact terminals the parser would accept where it stopped (empty if unknown)."""
+    try:
+        ip = getattr(e, "interactive_parser", None)
+        return set(ip.accepts()) if ip is not None else set()
+    except Exception:  # accepts() replays the parser; never let it mask the real error
+        return set()
+
+
 def _describe_token(tok: Token) -> str:
     if tok.type == "$END":
         return "end of file"
@@ -334,7 +411,7 @@ def _syntax_diagnostic(e: UnexpectedInput, text: str, path: str) -> Diagnostic:
         if unclosed is not None:
             (line, col), ch = unclosed
             closer = {"{": "}", "(": ")"}[ch]
-            end_line = text.count("\n") + 1
+            end_line = text.count("\n") + (not text.endswith("\n"))
             return Diagnostic(
                 path, Span.point(line, col), "error", "E002",
                 f"`{ch}` opened here is never closed",
@@ -342,7 +419,8 @@ def _syntax_diagnostic(e: UnexpectedInput, text: str, path: str) -> Diagnostic:
             )
     if isinstance(e, UnexpectedCharacters):
         ch = text[e.pos_in_stream] if 0 <= e.pos_in_stream < len(text) else "?"
-        expected = _expected_words(set(e.allowed or ()))
+        # `allowed` is the lexer state's set, shared by merged LALR states: too wide
+        expected = _expected_words(_accepts(e) or set(e.allowed or ()))
         hint = None
         if ch == ";":
             hint = "npi has no semicolons: end a statement with a line break"
@@ -354,10 +432,7 @@ def _syntax_diagnostic(e: UnexpectedInput, text: str, path: str) -> Diagnostic:
                           f"unexpected character `{ch}`", hint)
     assert isinstance(e, UnexpectedToken | UnexpectedEOF)
     tok = getattr(e, "token", None)
-    try:
-        accepts = set(e.interactive_parser.accepts()) if e.interactive_parser else set()
-    except Exception:  # accepts() replays the parser; never let it mask the real error
-        accepts = set(getattr(e, "expected", ()) or ())
+    accepts = _accepts(e) or set(getattr(e, "expected", ()) or ())
     expected = _expected_words(accepts)
     if tok is None or tok.type == "$END":
         line = text.count("\n") + 1
