@@ -30,6 +30,7 @@ import networkx as nx
 from npi_dsl import ast
 from npi_dsl.checker import Checked, FileInfo, ProgramInfo, TaskInfo
 from npi_dsl.envs.base import Vocabulary
+from npi_dsl.inline import InlineSpec
 from npi_dsl.trace import ACT
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
@@ -94,9 +95,11 @@ class Generated:
 
 
 class Codegen:
-    def __init__(self, checked: Checked, task: TaskInfo) -> None:
+    def __init__(self, checked: Checked, task: TaskInfo, spec: InlineSpec | None = None) -> None:
         self.checked = checked
         self.task = task
+        self.spec = spec
+        self.observe = f"oc[{spec.observe}]" if spec and spec.observe else "oc[ob()]"
         self.vocab: Vocabulary = checked.vocabulary
         self.arg_range = self.vocab.arg_range
         self.order = list(checked.program_order)
@@ -165,7 +168,7 @@ class Codegen:
 
     # ---- the module
     def generate(self) -> Generated:
-        self.emit(0, "def _make(ob, oc, out, QUERIES, ACTIONS, MAXD, LIM, MAXIT):")
+        self.emit(0, "def _make(ob, oc, out, QUERIES, ACTIONS, STATE, MAXD, LIM, MAXIT):")
         self.emit(1, "ext = out.extend")
         self.emit(1, "_nf = 0")
         self.emit(1, "_it = 0")
@@ -179,6 +182,8 @@ class Codegen:
         self.emit(1, f"return {{{names}}}, _start, _result")
         binds = [f"    {py} = QUERIES[{name!r}]" for name, py in self.queries.items()]
         binds += [f"    A{i} = ACTIONS[{i}]" for i in sorted(self.actions)]
+        binds += [f"    {name} = STATE[{name!r}]" for name in (self.spec.names if self.spec
+                                                               else ())]
         self.lines[header_at:header_at] = binds
         linemap = {(k + len(binds) if k > header_at else k): v for k, v in self.linemap.items()}
         return Generated("\n".join(self.lines) + "\n", linemap, self.sites, self.tables,
@@ -311,8 +316,16 @@ class Codegen:
             slots += ["0"] * (2 - len(slots))
             self.emit(ind, f"ext(({ctx.pre}, _o, {self.suffix(ACT, [str(aid)] + slots)}))",
                       site)
-            self.emit(ind, f"A{aid}({slots[0]}, {slots[1]})", site)
-            self.emit(ind, "_o = oc[ob()]", site)
+            call = f"A{aid}({slots[0]}, {slots[1]})"
+            snippet = self.spec.actions.get(aid) if self.spec else None
+            lines = snippet((slots[0], slots[1]), self.fresh("_p"),
+                            f"_act_fail({call})") if snippet else None
+            if lines is None:
+                self.emit(ind, call, site)
+            else:
+                for line in lines:
+                    self.emit(ind, line, site)
+            self.emit(ind, f"_o = {self.observe}", site)
             return
         callee = self.checked.programs[str(target)]
         given = list(slots)
@@ -443,8 +456,12 @@ class Codegen:
             case ast.Name(name=n):
                 return ctx.names[n]
             case ast.QueryCall(name=n, args=args):
-                inner = ", ".join(self.expr(a, ctx, site) for a in args)
-                return f"{self.query(n)}({inner})"
+                codes = [self.expr(a, ctx, site) for a in args]
+                snippet = self.spec.queries.get(n) if self.spec else None
+                inlined = snippet(tuple(codes)) if snippet else None
+                if inlined is not None:
+                    return inlined
+                return f"{self.query(n)}({', '.join(codes)})"
             case ast.Unary(op=op, operand=o):
                 inner = self.expr(o, ctx, site)
                 return f"(not {inner})" if op == "not" else f"(-{inner})"

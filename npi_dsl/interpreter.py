@@ -35,7 +35,8 @@ from npi_dsl import ast
 from npi_dsl.checker import Checked, TaskInfo
 from npi_dsl.codegen import Codegen
 from npi_dsl.diagnostics import Diagnostic
-from npi_dsl.envs.base import JSON, EnvError, Environment, Vocabulary
+from npi_dsl.envs.base import JSON, EnvError, Environment
+from npi_dsl.inline import InlineSpec, spec_for
 from npi_dsl.trace import ACT, SCHEMA, env_header
 
 #: defaults: addition runs at 10,000 digits (about 140,000 steps) and bubble sort at 300
@@ -175,15 +176,45 @@ _OBS_TEXT = _ObsCache()
 # ---------------------------------------------------------------------------- binding
 
 
+def _act_fail(_: object) -> None:
+    """After an inlined action found its arguments illegal, the env's action must raise."""
+    raise AssertionError("an inline spec disagrees with its environment: the environment "
+                         "accepted an action the spec rejected")
+
+
+class _Compiled:
+    """One generated factory (inlining an env spec or not), with what errors need."""
+
+    def __init__(self, checked: Checked, task: TaskInfo, spec: InlineSpec | None) -> None:
+        gen = Codegen(checked, task, spec).generate()
+        self.spec = spec
+        self.source = gen.source
+        filename = f"<npi {checked.root.stem}.{task.name}{'' if spec else ' (plain)'}>"
+        linecache.cache[filename] = (len(gen.source), None, gen.source.splitlines(True),
+                                     filename)
+        namespace: dict[str, Any] = {
+            "_loop_budget": _loop_budget, "_too_deep": _too_deep, "_bad_arg": _bad_arg,
+            "_div": _div, "_mod": _mod, "_act_fail": _act_fail, **gen.tables,
+        }
+        exec(compile(gen.source, filename, "exec"), namespace)  # noqa: S102 - generated here
+        self.factory = namespace["_make"]
+        self.linemap = gen.linemap
+        self.sites = gen.sites
+        self.generators = gen.generators
+        self.queries = gen.queries
+        self.actions = gen.actions
+        self.codes: dict[CodeType, str] = {}  # function code -> qualified program
+
+
 class _Binding:
     """The compiled programs bound to one environment instance."""
 
-    __slots__ = ("env", "out", "programs", "start", "result_fn", "__weakref__")
+    __slots__ = ("env", "out", "programs", "start", "result_fn", "compiled", "__weakref__")
 
-    def __init__(self, factory: Callable[..., Any], env: Environment, vocab: Vocabulary,
-                 queries: list[str], actions: list[int], oc: _ObsCache, max_steps: int,
-                 max_depth: int) -> None:
+    def __init__(self, compiled: _Compiled, env: Environment, state: dict[str, Any],
+                 oc: _ObsCache, max_steps: int, max_depth: int) -> None:
         self.env = env
+        self.compiled = compiled
         self.out: list[str] = []
         observe = env.observe
         if type(observe()) is not tuple:
@@ -192,10 +223,13 @@ class _Binding:
             def observe() -> tuple[int, ...]:
                 return tuple(raw())
 
-        qfns = {name: env.query_fn(name) for name in queries}
-        afns = {i: env.action_fn(i) for i in actions}
-        self.programs, self.start, self.result_fn = factory(
-            observe, oc, self.out, qfns, afns, max_depth, 3 * max_steps + 1, max_steps)
+        qfns = {name: env.query_fn(name) for name in compiled.queries}
+        afns = {i: env.action_fn(i) for i in compiled.actions}
+        self.programs, self.start, self.result_fn = compiled.factory(
+            observe, oc, self.out, qfns, afns, state, max_depth, 3 * max_steps + 1, max_steps)
+        if not compiled.codes:
+            for q, fn in self.programs.items():
+                compiled.codes[fn.__code__] = q
 
 
 @dataclass(frozen=True)
@@ -216,7 +250,7 @@ class TaskRunner:
     """
 
     def __init__(self, checked: Checked, task: TaskInfo, max_steps: int,
-                 max_depth: int) -> None:
+                 max_depth: int, inline_env: bool = True) -> None:
         if max_steps < 1 or max_depth < 0:
             raise ValueError("max_steps must be >= 1 and max_depth >= 0")
         self.checked = checked
@@ -225,31 +259,18 @@ class TaskRunner:
         self.max_depth = max_depth
         self.vocab = checked.vocabulary
         self.sources = {f.path: f.source for f in checked.files.values()}
-        gen = Codegen(checked, task).generate()
-        src = gen.source
-        #: the generated Python (for the curious: `npi run --explain` is not a thing yet)
-        self.python_source = src
-        filename = f"<npi {checked.root.stem}.{task.name}>"
-        linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
-        namespace: dict[str, Any] = {
-            "_loop_budget": _loop_budget, "_too_deep": _too_deep, "_bad_arg": _bad_arg,
-            "_div": _div, "_mod": _mod, **gen.tables,
-        }
-        exec(compile(src, filename, "exec"), namespace)  # noqa: S102 - our own generated code
-        self._factory = namespace["_make"]
-        self._linemap = gen.linemap
-        self._sites = gen.sites
-        self._gen = gen.generators
-        self._queries = gen.queries
-        self._actions = gen.actions
+        spec = spec_for(checked.env_class) if inline_env else None
+        self._inlined = _Compiled(checked, task, spec) if spec is not None else None
+        self._plain_compiled: _Compiled | None = None
         self._oc = _OBS_TEXT
-        self._codes: dict[CodeType, str] = {}
         self._bindings: weakref.WeakKeyDictionary[Environment, _Binding] = \
             weakref.WeakKeyDictionary()
         self.env = self.new_env()
         self._main = self.bind(self.env)
+        #: the generated Python source the runner's own environment runs
+        self.python_source = self._main.compiled.source
         self._entry_fn = self._main.programs[task.entry]
-        self._entry_gen = task.entry in self._gen
+        self._entry_gen = task.entry in self._main.compiled.generators
         self._entry_args = task.entry_args[:len(checked.programs[task.entry].params)]
         self._limit = 3 * max_steps + 1  # the trace list holds 3 fragments a step, plus 1
         self._result_fn = None if task.result is None else self._main.result_fn
@@ -273,11 +294,19 @@ class TaskRunner:
             b = None
         if b is not None:
             return b
-        b = _Binding(self._factory, env, self.vocab, self._queries, self._actions, self._oc,
-                     self.max_steps, self.max_depth)
-        if not self._codes:
-            for q, fn in b.programs.items():
-                self._codes[fn.__code__] = q
+        state = None
+        if self._inlined is not None and type(env) is self.checked.env_class:
+            assert self._inlined.spec is not None
+            state = self._inlined.spec.state(env)
+        if state is not None:
+            compiled = self._inlined
+        else:  # no spec, or this instance does not look as the spec expects
+            if self._plain_compiled is None:
+                self._plain_compiled = _Compiled(self.checked, self.task, None)
+            compiled = self._plain_compiled
+            state = {}
+        assert compiled is not None
+        b = _Binding(compiled, env, state, self._oc, self.max_steps, self.max_depth)
         try:
             self._bindings[env] = b
         except TypeError:
@@ -398,7 +427,7 @@ class TaskRunner:
     def _go(self, b: _Binding, fn: Callable[..., Any], program: str,
             args: tuple[int, ...]) -> None:
         try:
-            b.start(fn, program in self._gen,
+            b.start(fn, program in b.compiled.generators,
                     args[:len(self.checked.programs[program].params)])
         except Exception as e:
             # the driver of recursive frames attaches its stack of suspended frames
@@ -459,7 +488,7 @@ class TaskRunner:
     def _error(self, exc: BaseException, driver_stack: list[Any] | None,
                b: _Binding) -> NpiRuntimeError:
         """Turn an exception of a run into NpiRuntimeError with location and call stack."""
-        stack = self._call_stack(exc, driver_stack)
+        stack = self._call_stack(exc, driver_stack, b.compiled)
         top = stack[-1] if stack else None
         path = top.path if top else self.task.file.path
         span = top.span if top else (self.task.result.span if self.task.result is not None
@@ -492,7 +521,7 @@ class TaskRunner:
                           path, span)
             elif kind == "zero":
                 site, op = data
-                s = self._sites[site]
+                s = b.compiled.sites[site]
                 f = _Fail("R001", f"division by zero: the right side of `{op}` is 0 "
                           f"(in {where})", None, s.path, s.span)
             else:  # pragma: no cover
@@ -508,26 +537,26 @@ class TaskRunner:
                       "the environment raised an unexpected exception", path, span)
         return self._fail(f, stack, b)
 
-    def _call_stack(self, exc: BaseException, driver_stack: list[Any] | None
-                    ) -> list[StackEntry]:
+    def _call_stack(self, exc: BaseException, driver_stack: list[Any] | None,
+                    compiled: _Compiled) -> list[StackEntry]:
         entries: list[StackEntry] = []
         for g in driver_stack or ():
             fr = g.gi_frame
             if fr is not None and g.gi_suspended:
-                entries += self._entries(fr, fr.f_lineno)
+                entries += self._entries(fr, fr.f_lineno, compiled)
         tb: TracebackType | None = exc.__traceback__
         while tb is not None:
-            entries += self._entries(tb.tb_frame, tb.tb_lineno)
+            entries += self._entries(tb.tb_frame, tb.tb_lineno, compiled)
             tb = tb.tb_next
         return entries
 
-    def _entries(self, frame: Any, lineno: int) -> list[StackEntry]:
+    def _entries(self, frame: Any, lineno: int, compiled: _Compiled) -> list[StackEntry]:
         """The npi frames a Python frame of generated code runs (several when inlined)."""
-        q = self._codes.get(frame.f_code)
+        q = compiled.codes.get(frame.f_code)
         if q is None:
             return []
         loc = frame.f_locals
-        site = self._linemap.get(lineno)
+        site = compiled.linemap.get(lineno)
         if site is None or not site.levels:
             prog = self.checked.programs[q]
             return [StackEntry(q, (loc.get("a0", 0), loc.get("a1", 0), loc.get("a2", 0)),
@@ -579,10 +608,14 @@ def _short(value: JSON, limit: int = 80) -> str:
 
 
 def compile_task(checked: Checked, task_name: str | None = None, *,
-                 max_steps: int = DEFAULT_MAX_STEPS,
-                 max_depth: int = DEFAULT_MAX_DEPTH) -> TaskRunner:
-    """Compile a task of a checked file for execution (ValueError for an unknown task)."""
-    return TaskRunner(checked, checked.task(task_name), max_steps, max_depth)
+                 max_steps: int = DEFAULT_MAX_STEPS, max_depth: int = DEFAULT_MAX_DEPTH,
+                 inline_env: bool = True) -> TaskRunner:
+    """Compile a task of a checked file for execution (ValueError for an unknown task).
+
+    `inline_env=False` never inlines the environment's operations (npi_dsl/inline.py): the
+    traces are the same, only slower; tests compare the two.
+    """
+    return TaskRunner(checked, checked.task(task_name), max_steps, max_depth, inline_env)
 
 
 def iter_act_steps(steps: list[dict[str, Any]]) -> Iterator[tuple[int, int, int]]:

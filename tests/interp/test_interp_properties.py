@@ -69,7 +69,7 @@ def test_compiled_features_match_the_reference_interpreter(values: list[int]) ->
     assert record["steps"] == Reference(c).run(env, "features.MAIN")
 
 
-@pytest.mark.parametrize("mode", ["no inlining", "all generator frames"])
+@pytest.mark.parametrize("mode", ["no inlining", "all generator frames", "no env inlining"])
 @pytest.mark.parametrize("name,inputs", [
     ("addition", [["96", "125"], ["99999", "1"], ["0", "0"]]),
     ("addition_recursive", [["96", "125"], ["5", "123456"]]),
@@ -82,13 +82,15 @@ def test_compilation_strategies_give_the_same_bytes(monkeypatch, mode, name, inp
     default = runner(name)
     if mode == "no inlining":
         monkeypatch.setattr(codegen, "INLINE_MAX_LEVELS", 0)
-    else:
+    elif mode == "all generator frames":
         monkeypatch.setattr(codegen, "MAX_PLAIN_HEIGHT", 0)
-    other = compile_task(checked(name))
+    other = compile_task(checked(name), inline_env=mode != "no env inlining")
     if mode == "no inlining":
-        assert "_f" not in other.python_source  # no inlined frame ids
-    else:
+        assert " = _nf" not in other.python_source  # no inlined frame ids
+    elif mode == "all generator frames":
         assert "yield" in other.python_source
+    else:
+        assert "STATE[" not in other.python_source
     for value in inputs:
         assert other.run_line(value, 7) == default.run_line(value, 7)
 
@@ -98,3 +100,59 @@ def test_compilation_strategies_give_the_same_bytes(monkeypatch, mode, name, inp
 def test_line_is_exactly_json_dumps(a: str, b: str, seed: int | None) -> None:
     line = runner("addition").run_line([a, b], seed)
     assert json.dumps(json.loads(line), separators=(",", ":")) == line
+
+
+_PAD_PROGRAM = """\
+env scratchpad(arg_range = 12)
+task t {
+    entry MAIN(K)
+}
+const K = 3
+program MAIN(k) {
+    let i = 0
+    while i < k {
+        WRITE(out, digit(in1) + digit(in2) % 3)
+        MOVE(out, LEFT)
+        if read(in1) == BLANK {
+            MOVE(in1, RIGHT)
+        } else {
+            MOVE(in1, LEFT)
+        }
+        i = i + 1
+    }
+    MOVE(carry, RIGHT)
+}
+"""
+
+
+@settings(max_examples=60, deadline=None)
+@given(digits, digits)
+def test_inlined_env_operations_fail_exactly_like_the_environment(tmp_path_factory, a, b) -> None:  # noqa: ANN001
+    """Moves off the pad and digits past 9, inlined or not: the same steps and diagnostics."""
+    from interp_helpers import write_program
+
+    from npi_dsl.checker import load
+    from npi_dsl.interpreter import NpiRuntimeError
+
+    c = load(write_program(tmp_path_factory.mktemp("pad"), _PAD_PROGRAM))
+    outcomes = []
+    for inline in (True, False):
+        r = compile_task(c, inline_env=inline)
+        assert ("STATE[" in r.python_source) is inline
+        try:
+            outcomes.append(("ok", r.run_line([a, b])))
+        except NpiRuntimeError as e:
+            outcomes.append((e.render(), e.steps))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_an_env_that_does_not_look_as_the_spec_expects_runs_plain() -> None:
+    r = compile_task(checked("addition"))
+    env = r.new_env()
+    env._cur.append(0)  # not the layout the scratch-pad spec knows: fall back to calls
+    env._cur.pop()
+    odd = r.new_env()
+    odd._pos = list(odd._pos) + [0]
+    assert r.bind(env).compiled is r.bind(r.env).compiled
+    assert r.bind(odd).compiled is not r.bind(r.env).compiled
+    assert "STATE[" not in r.bind(odd).compiled.source
