@@ -71,6 +71,7 @@ def graph_json(g: nx.DiGraph) -> dict[str, Any]:
 
 def graph_dot(g: nx.DiGraph, title: str = "npi") -> str:
     """Graphviz text: one box per program labelled with its bare name, level and recursion."""
+    title = title.replace("\\", "\\\\").replace('"', '\\"')  # a file stem may hold quotes
     lines = [f'digraph "{title}" {{', "  rankdir=TB;", "  node [shape=box, fontname=Helvetica];"]
     for q, d in sorted(g.nodes(data=True), key=lambda kv: (-kv[1]["level"], kv[0])):
         label = d["name"] if d["kind"] == "act" else f"{d['name']}({', '.join(d['params'])})"
