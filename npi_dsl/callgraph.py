@@ -71,16 +71,22 @@ def graph_json(g: nx.DiGraph) -> dict[str, Any]:
 
 def graph_dot(g: nx.DiGraph, title: str = "npi") -> str:
     """Graphviz text: one box per program labelled with its bare name, level and recursion."""
-    title = title.replace("\\", "\\\\").replace('"', '\\"')  # a file stem may hold quotes
-    lines = [f'digraph "{title}" {{', "  rankdir=TB;", "  node [shape=box, fontname=Helvetica];"]
+    lines = [f'digraph "{_dot_escape(title)}" {{', "  rankdir=TB;",
+             "  node [shape=box, fontname=Helvetica];"]
     for q, d in sorted(g.nodes(data=True), key=lambda kv: (-kv[1]["level"], kv[0])):
         label = d["name"] if d["kind"] == "act" else f"{d['name']}({', '.join(d['params'])})"
         extra = f"\\nlevel {d['level']}"
         if d["recursion"] != "none":
             extra += f", {d['recursion']} recursion"
         shape = ', shape=ellipse' if d["kind"] == "act" else ""
-        lines.append(f'  "{q}" [label="{label}{extra}"{shape}];')
+        lines.append(f'  "{_dot_escape(q)}" [label="{label}{extra}"{shape}];')
     for a, b in sorted(g.edges()):
-        lines.append(f'  "{a}" -> "{b}";')
+        lines.append(f'  "{_dot_escape(a)}" -> "{_dot_escape(b)}";')
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _dot_escape(s: str) -> str:
+    """Quote-safe text for a Graphviz string: file stems (titles, qualified names) may hold
+    quotes and backslashes."""
+    return s.replace("\\", "\\\\").replace('"', '\\"')

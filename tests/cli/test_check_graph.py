@@ -232,12 +232,13 @@ def test_graph_dot_of_addition() -> None:
     assert '  "addition.ADD" [label="ADD()\\nlevel 3"];' in lines
 
 
-def test_graph_dot_escapes_the_title(tmp_path: Path) -> None:
+def test_graph_dot_escapes_quotes_in_file_stems(tmp_path: Path) -> None:
     p = tmp_path / 'my "odd" file.npi'
     p.write_text("env scratchpad\nprogram P() {\n}\n")
     r = npi("graph", "-f", "dot", p)
     assert r.exit_code == 0, r.output
     assert r.stdout.splitlines()[0] == 'digraph "my \\"odd\\" file" {'
+    assert '  "my \\"odd\\" file.P" [label="P()\\nlevel 1"];' in r.stdout.splitlines()
 
 
 def _graph(path: Path) -> nx.DiGraph:
