@@ -87,7 +87,8 @@ def run(
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the npi-trace/1 record on stdout, and nothing else.")] = False,
     limit: Annotated[int, typer.Option(
-        "--limit", min=1, help="Draw at most this many calls in the tree.")] = 1000,
+        "--limit", min=1,
+        help="Draw at most this many nodes (calls and actions) in the tree.")] = 1000,
     max_steps: _MAX_STEPS = 5_000_000,
     max_depth: _MAX_DEPTH = 20_000,
 ) -> None:
@@ -210,6 +211,12 @@ def compile_traces(
     from npi_dsl.trace import TraceWriter
 
     lengths = parse_lengths(length)
+    if output != "-":
+        target = Path(output)
+        if target.is_dir():
+            fail(f"-o {output}: is a directory; name the file to write", code=2)
+        if not target.parent.is_dir():
+            fail(f"-o {output}: the directory {str(target.parent)!r} does not exist", code=2)
     checked = load_or_exit(file)
     info = task_or_exit(checked, task)
     runner = _compile_runner(checked, info.name, max_steps, max_depth)

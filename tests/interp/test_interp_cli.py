@@ -222,3 +222,11 @@ def test_compile_a_runtime_error_names_the_input(tmp_path: Path) -> None:
     assert r.exit_code == 1
     assert "error[R004]" in r.stderr and "while running input [" in r.stderr
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_compile_output_must_be_a_file_in_an_existing_directory(tmp_path: Path) -> None:
+    r = npi("compile", ADDITION, "-l", "1", "-o", str(tmp_path))
+    assert r.exit_code == 2 and "is a directory" in r.stderr
+    r = npi("compile", ADDITION, "-l", "1", "-o", str(tmp_path / "no" / "x.jsonl"))
+    assert r.exit_code == 2 and "does not exist" in r.stderr
+    assert os.listdir(tmp_path) == []

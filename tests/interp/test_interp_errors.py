@@ -37,9 +37,13 @@ def _error(tmp_path, text: str, value: object = ("98", "5"), **kw) -> NpiRuntime
     return info.value
 
 
-def test_codes_are_registered() -> None:
+def test_codes_are_registered_and_documented() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "tasks.md").read_text()
     for code in ("R001", "R002", "R003", "R004", "R005", "R006"):
         assert code in CODES
+        assert f"| {code} |" in doc
 
 
 def test_pointer_off_the_pad_names_the_action_and_the_call_stack(tmp_path) -> None:  # noqa: ANN001
