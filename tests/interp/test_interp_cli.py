@@ -230,3 +230,18 @@ def test_compile_output_must_be_a_file_in_an_existing_directory(tmp_path: Path) 
     r = npi("compile", ADDITION, "-l", "1", "-o", str(tmp_path / "no" / "x.jsonl"))
     assert r.exit_code == 2 and "does not exist" in r.stderr
     assert os.listdir(tmp_path) == []
+
+
+def test_compile_draws_progress_only_on_a_terminal(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    from npi_runtime import cli_common
+
+    out = tmp_path / "t.jsonl"
+    monkeypatch.setattr(cli_common.err, "_force_terminal", True)
+    r = npi("compile", ADDITION, "-n", "40", "-l", "1..3", "-o", str(out))
+    assert r.exit_code == 0, r.output
+    assert len(out.read_text().splitlines()) == 120
+    assert "wrote 120 traces" in r.stderr
+    assert "\x1b[?25l" in r.stderr  # rich's live display ran (it hides the cursor)
+    monkeypatch.setattr(cli_common.err, "_force_terminal", False)
+    r = npi("compile", ADDITION, "-n", "40", "-l", "1..3", "-o", str(out))
+    assert "\x1b" not in r.stderr
