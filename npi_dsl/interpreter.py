@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import linecache
 import random
-import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import CodeType, TracebackType
@@ -46,6 +46,8 @@ DEFAULT_MAX_DEPTH = 20_000
 
 #: errors keep the executed steps for display when the run was at most this long
 _KEEP_PARTIAL_STEPS = 20_000
+#: environments a runner keeps bound (run_from on a few environments in turn stays cheap)
+_BINDINGS_KEPT = 16
 #: call-stack entries shown at each end of a long call stack
 _STACK_SHOWN = 8
 
@@ -209,7 +211,7 @@ class _Compiled:
 class _Binding:
     """The compiled programs bound to one environment instance."""
 
-    __slots__ = ("env", "out", "programs", "start", "result_fn", "compiled", "__weakref__")
+    __slots__ = ("env", "out", "programs", "start", "result_fn", "compiled")
 
     def __init__(self, compiled: _Compiled, env: Environment, state: dict[str, Any],
                  oc: _ObsCache, max_steps: int, max_depth: int) -> None:
@@ -263,8 +265,8 @@ class TaskRunner:
         self._inlined = _Compiled(checked, task, spec) if spec is not None else None
         self._plain_compiled: _Compiled | None = None
         self._oc = _OBS_TEXT
-        self._bindings: weakref.WeakKeyDictionary[Environment, _Binding] = \
-            weakref.WeakKeyDictionary()
+        # the most recently bound environments (id -> binding), strongly held, a few at most
+        self._bindings: OrderedDict[int, _Binding] = OrderedDict()
         self.env = self.new_env()
         self._main = self.bind(self.env)
         #: the generated Python source the runner's own environment runs
@@ -288,11 +290,14 @@ class TaskRunner:
         return self.checked.create_env()
 
     def bind(self, env: Environment) -> _Binding:
-        try:
-            b = self._bindings.get(env)
-        except TypeError:
-            b = None
-        if b is not None:
+        """The compiled programs bound to `env` (cached for the last few environments).
+
+        A binding resolves the environment's observe, query and action functions once, so an
+        environment must not replace them afterwards.
+        """
+        b = self._bindings.get(id(env))
+        if b is not None and b.env is env:
+            self._bindings.move_to_end(id(env))
             return b
         state = None
         if self._inlined is not None and type(env) is self.checked.env_class:
@@ -307,10 +312,14 @@ class TaskRunner:
             state = {}
         assert compiled is not None
         b = _Binding(compiled, env, state, self._oc, self.max_steps, self.max_depth)
-        try:
-            self._bindings[env] = b
-        except TypeError:
-            pass
+        self._bindings[id(env)] = b
+        if len(self._bindings) > _BINDINGS_KEPT:
+            first = next(iter(self._bindings))
+            if self._bindings[first] is not self._main:
+                del self._bindings[first]
+            else:
+                self._bindings.move_to_end(first)
+                del self._bindings[next(iter(self._bindings))]
         return b
 
     # ---- the task's inputs, result and oracle

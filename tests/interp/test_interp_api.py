@@ -120,3 +120,17 @@ def test_parse_lengths(text: str, lengths: list[int]) -> None:
 def test_parse_lengths_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_lengths(text)
+
+
+def test_bindings_are_reused_and_bounded() -> None:
+    r = compile_task(checked("addition"))
+    env = r.new_env()
+    env.reset(["1", "2"])
+    assert r.bind(env) is r.bind(env)
+    for _ in range(50):
+        other = r.new_env()
+        other.reset(["5", "6"])
+        assert r.run_from(other, "ADD")[-1]["end"]
+    assert len(r._bindings) <= 16
+    assert r.run(["96", "125"])["result"] == "221"  # the runner's own binding survives
+    assert r.bind(r.env) is r._main
