@@ -26,7 +26,7 @@ import json
 import linecache
 import random
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import CodeType, TracebackType
 from typing import Any
@@ -37,7 +37,7 @@ from npi_dsl.codegen import Codegen
 from npi_dsl.diagnostics import Diagnostic
 from npi_dsl.envs.base import JSON, EnvError, Environment
 from npi_dsl.inline import InlineSpec, spec_for
-from npi_dsl.trace import ACT, SCHEMA, env_header
+from npi_dsl.trace import SCHEMA, env_header
 
 #: defaults: addition runs at 10,000 digits (about 140,000 steps) and bubble sort at 300
 #: elements (about 1.2 million steps); recursive addition to about 20,000 digits.
@@ -625,11 +625,3 @@ def compile_task(checked: Checked, task_name: str | None = None, *,
     traces are the same, only slower; tests compare the two.
     """
     return TaskRunner(checked, checked.task(task_name), max_steps, max_depth, inline_env)
-
-
-def iter_act_steps(steps: list[dict[str, Any]]) -> Iterator[tuple[int, int, int]]:
-    """The actions of a trace's steps, in order: what replaying them on a fresh env applies."""
-    for s in steps:
-        if s["call"] == ACT:
-            a = s["call_args"]
-            yield a[0], a[1], a[2]
