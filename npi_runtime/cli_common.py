@@ -55,4 +55,4 @@ def task_or_exit(checked: Checked, task: str | None) -> TaskInfo:
     try:
         return checked.task(task)
     except ValueError as e:
-        fail(str(e), code=2 if task is None else 1)
+        fail(str(e), code=2)

@@ -245,3 +245,9 @@ def test_compile_draws_progress_only_on_a_terminal(tmp_path: Path, monkeypatch) 
     monkeypatch.setattr(cli_common.err, "_force_terminal", False)
     r = npi("compile", ADDITION, "-n", "40", "-l", "1..3", "-o", str(out))
     assert "\x1b" not in r.stderr
+
+
+def test_an_unknown_task_name_is_a_usage_error() -> None:
+    r = npi("run", ADDITION, "--task", "addd", "--input", "[1, 2]")
+    assert r.exit_code == 2, r.output
+    assert "no task `addd`" in r.stderr and "add" in r.stderr
