@@ -362,7 +362,8 @@ class _Checker:
                 else:
                     self.error(info.path, decl.value.span, "E406",
                                f"the value of constant `{decl.name}` is not a constant",
-                               "use numbers, true/false, other constants and operators")
+                               "use numbers, true/false, other constants and operators "
+                               "(no queries; no division by zero)")
             elif isinstance(decl, ast.Program):
                 if self._bad_name(info, decl.name, decl.name_span):
                     continue
@@ -523,8 +524,8 @@ class _Checker:
                     self.error(info.path, value.span, "E405",
                                f"`{name}` holds {_a(prev[0])}; it cannot be assigned {_a(t)}")
             case ast.If(branches=branches, orelse=orelse):
-                for br in branches:
-                    self._condition(info, br.cond, scope, "if")
+                for i, br in enumerate(branches):
+                    self._condition(info, br.cond, scope, "elif" if i else "if")
                     self._block(info, q, br.body, scope, tail, in_loop)
                 if orelse is not None:
                     self._block(info, q, orelse, scope, tail, in_loop)

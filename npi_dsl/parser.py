@@ -448,7 +448,18 @@ def _syntax_diagnostic(e: UnexpectedInput, text: str, path: str) -> Diagnostic:
     hint = f"expected {expected}" if expected else None
     if tok.type == "NAME" and "NAME" not in accepts and prev is not None and prev.type == "NAME":
         hint = (hint + "; " if hint else "") + "a call needs parentheses: `NAME()`"
+    elif tok.type == "COMPARE" and "COMPARE" not in accepts and _compares_before(text, tok):
+        hint = "comparisons do not chain: write `a < b and b < c`"
+    elif str(tok) == "if" and prev is not None and str(prev) == "else":
+        hint = "npi has no `else if`: write `elif CONDITION { ... }`"
     return Diagnostic(path, span, "error", "E001", f"unexpected {_describe_token(tok)}", hint)
+
+
+def _compares_before(text: str, tok: Token) -> bool:
+    """Whether the line holds a comparison before `tok` (so `tok` would chain it)."""
+    start = text.rfind("\n", 0, tok.start_pos) + 1
+    before = text[start : tok.start_pos].split("#", 1)[0]
+    return any(op in before for op in ("==", "!=", "<", ">"))
 
 
 def _first_unclosed(text: str) -> tuple[tuple[int, int], str] | None:

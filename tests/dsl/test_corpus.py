@@ -88,3 +88,13 @@ def test_case_names_start_with_their_main_code() -> None:
         if m:
             codes = {code for _p, code, _l, _c in expected(case)}
             assert m.group(1).upper() in codes, case.name
+
+
+def test_an_elif_condition_is_called_elif() -> None:
+    (d,) = check_file(str(HERE / "err" / "e404_elif_integer.npi")).diagnostics
+    assert d.message == "the condition of `elif` is an integer, not a boolean"
+
+
+def test_a_constant_divided_by_zero_says_so() -> None:
+    (d,) = check_file(str(HERE / "err" / "e406_const_division_by_zero.npi")).diagnostics
+    assert "division by zero" in (d.hint or "")

@@ -412,3 +412,20 @@ def test_deep_expressions_are_e006_not_a_recursion_error() -> None:
         with pytest.raises(DiagnosticError) as e:
             expr(text)
         assert e.value.diagnostics[0].code == "E006"
+
+
+def test_chained_comparison_gets_a_hint() -> None:
+    d = _syntax("env scratchpad\nprogram P() {\n  let x = 1 < 2 < 3\n}\n")
+    assert (d.code, d.span.line, d.span.column) == ("E001", 3, 17)
+    assert d.hint is not None and "comparisons do not chain" in d.hint
+
+
+def test_a_misplaced_comparison_is_not_called_a_chain() -> None:
+    d = _syntax("env array\ntask t {\n  expect max == 1\n}\n")
+    assert "chain" not in (d.hint or "")
+
+
+def test_else_if_gets_a_hint_to_write_elif() -> None:
+    d = _syntax("env scratchpad\nprogram P() {\n  if true {\n  } else if false {\n  }\n}\n")
+    assert (d.code, d.span.line, d.span.column) == ("E001", 4, 10)
+    assert d.hint is not None and "elif" in d.hint
