@@ -433,24 +433,27 @@ class _Checker:
                    "rename or remove one of them", (Note(first, "first defined here"),))
 
     # ---- constant evaluation (literals, constants, operators)
-    def _const_value(self, info: FileInfo, e: ast.Expr) -> int | bool | None:
+    def _const_value(self, info: FileInfo, e: ast.Expr,
+                     scope: _Scope | None = None) -> int | bool | None:
         match e:
             case ast.IntLit(value=v) | ast.BoolLit(value=v):
                 return v
             case ast.Name(name=n):
+                if scope is not None and scope.lookup(n) is not None:
+                    return None  # a local or parameter: known only at run time
                 if n in info.consts:
                     return info.consts[n]
                 if self.vocab is not None and n in self.vocab.names:
                     return self.vocab.names[n]
                 return None
             case ast.Unary(op="-", operand=o):
-                v = self._const_value(info, o)
+                v = self._const_value(info, o, scope)
                 return -v if isinstance(v, int) and not isinstance(v, bool) else None
             case ast.Unary(op="not", operand=o):
-                v = self._const_value(info, o)
+                v = self._const_value(info, o, scope)
                 return (not v) if isinstance(v, bool) else None
             case ast.Binary(op=op, left=lft, right=rgt):
-                a, b = self._const_value(info, lft), self._const_value(info, rgt)
+                a, b = self._const_value(info, lft, scope), self._const_value(info, rgt, scope)
                 if a is None or b is None:
                     return None
                 return _fold(op, a, b)
@@ -458,12 +461,20 @@ class _Checker:
 
     # ---- programs
     def _check_programs(self, info: FileInfo) -> None:
+        assert self.vocab is not None
         for prog in info.module.programs:
             q = f"{info.stem}.{prog.name}"
             if q not in self.programs or self.programs[q].node is not prog:
                 continue
             self.calls[q] = []
             scope = _Scope([{p.name: ("int", p.span, True) for p in prog.params}])
+            for prm in prog.params:
+                if prm.name in info.consts or prm.name in self.vocab.names:
+                    where = "a constant of this file" if prm.name in info.consts else \
+                        f"a name of env {self.vocab.env}"
+                    self.error(info.path, prm.span, "E205",
+                               f"`{prm.name}` is already declared: it is {where}",
+                               "name the parameter differently")
             self._block(info, q, prog.body, scope, tail=True, in_loop=False)
 
     def _block(self, info: FileInfo, q: str, block: ast.Block, scope: _Scope, tail: bool,
@@ -559,13 +570,13 @@ class _Checker:
             self.calls[q].append((target, s, tail))
             self._check_arity(info, s, len(callee.params), "E301", f"program `{s.name}`",
                               ", ".join(callee.params))
-            self._check_ranges(info, s.args, ("value",) * len(s.args))
+            self._check_ranges(info, s.args, ("value",) * len(s.args), scope)
         elif kind == "action":
             spec = self.vocab.actions[int(target)]
             self.calls[q].append(("ACT", s, tail))
             self._check_arity(info, s, len(spec.params), "E302", f"action `{s.name}`",
                               ", ".join(spec.params))
-            self._check_ranges(info, s.args, spec.params)
+            self._check_ranges(info, s.args, spec.params, scope)
         elif kind == "query":
             self.error(info.path, s.name_span, "E209",
                        f"`{s.name}` is a query: it reads the environment and changes nothing",
@@ -626,11 +637,11 @@ class _Checker:
                        f"call it as {s.name}({params})")
 
     def _check_ranges(self, info: FileInfo, args: tuple[ast.Expr, ...],
-                      kinds: tuple[str, ...]) -> None:
+                      kinds: tuple[str, ...], scope: _Scope | None = None) -> None:
         assert self.vocab is not None
         limit = self.vocab.arg_range
         for arg, kind in zip(args, kinds, strict=False):
-            value = self._const_value(info, arg)
+            value = self._const_value(info, arg, scope)
             if isinstance(value, bool):
                 continue
             if isinstance(value, int) and not 0 <= value < limit:
@@ -643,7 +654,7 @@ class _Checker:
                 continue
             members = self.vocab.kinds.get(kind)
             if members and isinstance(arg, ast.Name) and arg.name in self.vocab.names \
-                    and arg.name not in members:
+                    and arg.name not in members and value is not None:
                 self.error(info.path, arg.span, "E307",
                            f"`{arg.name}` is not a {kind}",
                            f"a {kind} is one of: {', '.join(members)}")
@@ -713,7 +724,7 @@ class _Checker:
                                f"{len(args)} given",
                                f"call it as {n}({', '.join(spec.params)})")
                 else:
-                    self._check_ranges(info, args, spec.params)
+                    self._check_ranges(info, args, spec.params, scope)
                 return spec.returns
             case ast.Unary(op=op, operand=o):
                 t = self._expr(info, o, scope)
