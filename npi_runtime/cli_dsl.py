@@ -84,11 +84,17 @@ def graph(
     for task, entry in roots:
         label = f"task [bold]{task}[/]" if task else f"[bold]{checked.root.stem}[/]"
         tree = Tree(label)
-        _grow(tree, g, entry, ())
+        _grow(tree, g, entry, (), set())
         out.print(tree)
 
 
-def _grow(parent: Tree, g, q: str, path: tuple[str, ...]) -> None:
+def _grow(parent: Tree, g, q: str, path: tuple[str, ...], expanded: set[str]) -> None:
+    """Add program `q` and, below it, what it calls.
+
+    A program that calls other programs is expanded once per tree and marked "(see above)"
+    where it recurs: shared callees would otherwise repeat whole subtrees, exponentially
+    many for a chain of diamonds. Programs that only act are short and always shown.
+    """
     d = g.nodes[q]
     name = d["name"]
     params = f"({', '.join(d['params'])})"
@@ -96,13 +102,19 @@ def _grow(parent: Tree, g, q: str, path: tuple[str, ...]) -> None:
     if q in path:
         parent.add(f"[bold]{name}[/]{params} [magenta]↻ recursive call[/]")
         return
-    node = parent.add(f"[bold]{name}[/]{params} [dim]level {d['level']}[/]{rec}")
+    label = f"[bold]{name}[/]{params} [dim]level {d['level']}[/]{rec}"
+    calls_programs = any(c != "ACT" for c in g.successors(q))
+    if calls_programs and q in expanded:
+        parent.add(f"{label} [dim](see above)[/]")
+        return
+    expanded.add(q)
+    node = parent.add(label)
     for callee in g.successors(q):
         if callee == "ACT":
             actions = ", ".join(g[q][callee].get("actions", ()))
             node.add(f"ACT [dim]{actions}[/]")
         else:
-            _grow(node, g, callee, path + (q,))
+            _grow(node, g, callee, path + (q,), expanded)
 
 
 def register(app: typer.Typer) -> None:

@@ -220,6 +220,29 @@ def test_graph_tree_of_a_library_starts_at_uncalled_programs() -> None:
     assert "LEFTMOST() level 1" in r.stdout and "RIGHTMOST() level 1" in r.stdout
 
 
+def test_graph_tree_expands_a_shared_program_once(tmp_path: Path) -> None:
+    """A chain of diamonds has 2**n paths: the tree must not print every one (it hung)."""
+    n = 24
+    lines = ["env array", "task t { entry P0() }"]
+    for i in range(n):
+        lines += [f"program P{i}() {{ P{i + 1}() Q{i + 1}() }}",
+                  f"program Q{i}() {{ P{i + 1}() Q{i + 1}() }}"]
+    lines += [f"program P{n}() {{ MOVE(p1, LEFT) }}", f"program Q{n}() {{ MOVE(p1, LEFT) }}"]
+    p = tmp_path / "diamonds.npi"
+    p.write_text("\n".join(lines) + "\n")
+    r = npi("graph", p)
+    assert r.exit_code == 0, r.output
+    assert len(r.stdout.splitlines()) < 10 * n
+    assert "Q2() level 23 (see above)" in r.stdout
+
+
+def test_graph_tree_still_shows_leaf_programs_under_every_caller() -> None:
+    r = npi("graph", PROGRAMS / "max.npi")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.count("RSHIFT() level 1") == 2  # under BSTEP and under RJMP
+    assert "see above" not in r.stdout
+
+
 def test_graph_dot_of_addition() -> None:
     r = npi("graph", "--format", "dot", PROGRAMS / "addition.npi")
     assert r.exit_code == 0, r.output
