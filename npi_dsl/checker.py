@@ -245,6 +245,14 @@ class _Checker:
                 return info
         if key in self._loading:
             return None  # an import cycle: the file is being loaded further up
+        stem = Path(path).stem
+        clash = next((f for f in self.files.values() if f.stem == stem), None)
+        if imported_at is not None and clash is not None:
+            src, node = imported_at
+            self.error(src, node.span, "E113",
+                       f'"{node.path}" and {clash.path} are both named `{stem}`: their programs '
+                       f"would both be `{stem}.NAME`", "rename one of the files")
+            return None
         try:
             text = read_source(path)
             module = parse_text(text, path)

@@ -37,6 +37,7 @@ CODES: dict[str, str] = {
     "E103": "bad environment configuration",
     "E111": "imported file not found or unreadable",
     "E112": "imported file uses another environment",
+    "E113": "imported file has the same stem as another file of the program",
     # names
     "E201": "unknown program or action",
     "E202": "unknown query",
