@@ -42,20 +42,11 @@ class ArrayEnv(Environment):
 
     #: pointer arguments are 0..2
     MIN_ARG_RANGE = 3
-
-    @classmethod
-    def check_config(cls, config: dict[str, Any]) -> dict[str, int]:
-        resolved = cls.resolve_config(config)
-        if resolved["arg_range"] < cls.MIN_ARG_RANGE:
-            raise EnvError(
-                f"env array needs arg_range >= {cls.MIN_ARG_RANGE} (pointers are 0..2), "
-                f"got {resolved['arg_range']}"
-            )
-        return resolved
+    MIN_ARG_RANGE_REASON = "pointers are 0..2"
 
     @classmethod
     def vocabulary(cls, **config: int) -> Vocabulary:
-        resolved = cls.check_config(config)
+        resolved = cls.resolve_config(config)
         names = {p: i for i, p in enumerate(POINTERS)}
         names.update(LEFT=LEFT, RIGHT=RIGHT, BLANK=BLANK)
         slots = [ObsSlot("value_p1", 11), ObsSlot("value_p2", 11)]
@@ -90,7 +81,7 @@ class ArrayEnv(Environment):
 
     def __init__(self, **config: int) -> None:
         super().__init__(**config)
-        self.config = self.check_config(config)
+        self.config = self.resolve_config(config)
         cells: list[int] = []  # BLANK, the N values, BLANK: position x is cells[x + 1]
         start: list[int] = []  # start[q] == 1 iff internal index q is cell 0
         end: list[int] = []  # end[q] == 1 iff internal index q is cell N-1

@@ -97,12 +97,12 @@ class Environment(ABC):
     name: ClassVar[str]
     #: configuration keys accepted in `env NAME(key = value, ...)`, with their defaults
     config_defaults: ClassVar[Mapping[str, int]] = {"arg_range": 10}
+    #: the smallest arg_range whose arguments can still name everything, and why
+    MIN_ARG_RANGE: ClassVar[int] = 1
+    MIN_ARG_RANGE_REASON: ClassVar[str] = "arguments are 0..arg_range-1"
 
     def __init__(self, **config: int) -> None:
-        unknown = set(config) - set(self.config_defaults)
-        if unknown:
-            raise EnvError(f"unknown configuration for env {self.name}: {sorted(unknown)}")
-        self.config = {**self.config_defaults, **config}
+        self.config = self.resolve_config(config)
 
     @classmethod
     def resolve_config(cls, config: Mapping[str, Any]) -> dict[str, int]:
@@ -122,7 +122,13 @@ class Environment(ABC):
                 raise EnvError(
                     f"configuration {key} of env {cls.name} must be an integer, got {value!r}"
                 )
-        return {**cls.config_defaults, **config}
+        resolved = {**cls.config_defaults, **config}
+        if resolved.get("arg_range", cls.MIN_ARG_RANGE) < cls.MIN_ARG_RANGE:
+            raise EnvError(
+                f"env {cls.name} needs arg_range >= {cls.MIN_ARG_RANGE} "
+                f"({cls.MIN_ARG_RANGE_REASON}), got {resolved['arg_range']}"
+            )
+        return resolved
 
     # ---- static description
     @classmethod

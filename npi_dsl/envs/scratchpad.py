@@ -109,20 +109,11 @@ class ScratchpadEnv(Environment):
 
     #: WRITE takes digits 0..9 as its value argument
     MIN_ARG_RANGE = 10
-
-    @classmethod
-    def check_config(cls, config: dict[str, Any]) -> dict[str, int]:
-        resolved = cls.resolve_config(config)
-        if resolved["arg_range"] < cls.MIN_ARG_RANGE:
-            raise EnvError(
-                f"env scratchpad needs arg_range >= {cls.MIN_ARG_RANGE} "
-                f"(WRITE takes digits 0..9), got {resolved['arg_range']}"
-            )
-        return resolved
+    MIN_ARG_RANGE_REASON = "WRITE takes digits 0..9"
 
     @classmethod
     def vocabulary(cls, **config: int) -> Vocabulary:
-        resolved = cls.check_config(config)
+        resolved = cls.resolve_config(config)
         names = {row: i for i, row in enumerate(ROWS)}
         names.update(LEFT=LEFT, RIGHT=RIGHT, BLANK=BLANK)
         return Vocabulary(
@@ -150,7 +141,7 @@ class ScratchpadEnv(Environment):
 
     def __init__(self, **config: int) -> None:
         super().__init__(**config)
-        self.config = self.check_config(config)
+        self.config = self.resolve_config(config)
         r0: list[int] = []
         r1: list[int] = []
         r2: list[int] = []
