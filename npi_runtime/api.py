@@ -1,0 +1,247 @@
+"""The Python API: everything the CLI does, callable from a notebook (docs/api.md).
+
+    from npi_runtime import api
+    checked = api.load_program("programs/addition.npi")
+    traces = api.compile_traces(checked, lengths=range(1, 21), count=32, seed=1)
+    result = api.train(checked, traces, "runs/add")
+    model = api.load_model("runs/add", checked)
+    api.run_network(model, checked, [["96", "125"]])      # [{"result": "221", ...}]
+    report = api.verify(model, checked, lengths=[100, 1000], count=20, seed=7)
+
+Errors are exceptions: `DiagnosticError` (a bad program file), `TraceFormatError` (a bad trace
+file), `TraceError` (traces that do not fit the program file), `CheckpointError` (a missing,
+corrupt or mismatched run directory), `NpiRuntimeError` (the reference program failed).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from npi_dsl.checker import Checked, load
+from npi_dsl.interpreter import TaskRunner, compile_task
+from npi_dsl.trace import env_header
+from npi_runtime import checkpoint as ckpt
+from npi_runtime.data import FrameSet, TraceError, build_frameset
+from npi_runtime.encoders import make_encoder
+from npi_runtime.executor import NeuralExecutor, Outcome
+from npi_runtime.model import ACT, NPI, NPIConfig
+from npi_runtime.train import TrainConfig, Trainer
+from npi_runtime.verify import VerifyReport
+from npi_runtime.verify import verify as _verify
+
+__all__ = [
+    "NPIConfig", "TrainConfig", "TrainResult", "load_program", "task_runner", "compile_traces",
+    "read_traces", "new_model", "train", "load_model", "run_network", "verify",
+]
+
+
+def load_program(path: str | Path) -> Checked:
+    """Parse and check a .npi file (raises DiagnosticError listing every error)."""
+    return load(path)
+
+
+def task_runner(checked: Checked, task: str | None = None, *, max_steps: int = 5_000_000,
+                max_depth: int = 20_000) -> TaskRunner:
+    """The symbolic reference of a task (`task` may be None when the file has one task)."""
+    return compile_task(checked, checked.task(task).name, max_steps=max_steps,
+                        max_depth=max_depth)
+
+
+def compile_traces(checked: Checked, task: str | None = None, *, lengths: Iterable[int],
+                   count: int, seed: int = 0, path: str | Path | None = None) -> list[dict]:
+    """Traces of `count` inputs per length, as `npi compile` makes them (and writes them to
+    `path` if given)."""
+    from npi_dsl.compile import iter_inputs
+    from npi_dsl.trace import write_traces
+
+    runner = task_runner(checked, task)
+    records = [runner.run(value, s) for s, value in
+               iter_inputs(runner, list(lengths), count, seed)]
+    if path is not None:
+        write_traces(path, records)
+    return records
+
+
+def read_traces(paths: Sequence[str | Path], task: str | None = None) -> list[dict]:
+    """The records of trace files (validated), only those of `task` when it is given."""
+    from npi_dsl.trace import read_traces as _read
+
+    out = []
+    for p in paths:
+        for rec in _read(p):
+            if task is None or rec["task"] == task:
+                out.append(rec)
+    return out
+
+
+def memory_order(checked: Checked) -> list[str]:
+    """The program memory of a fresh model: ACT, then the file's programs in canonical order."""
+    return [ACT, *checked.program_order]
+
+
+def new_model(checked: Checked, config: NPIConfig | None = None, seed: int = 0) -> NPI:
+    """An untrained model for the file's environment and every program of the file."""
+    config = config or NPIConfig()
+    vocab = checked.vocabulary
+    if vocab.arg_range != config.arg_range:
+        config = NPIConfig.from_dict({**config.to_dict(), "arg_range": vocab.arg_range})
+    torch.manual_seed(seed)
+    encoder = make_encoder(checked.env_name, vocab.observation, vocab.arg_range,
+                           config.encoder_hidden, config.state_dim)
+    return NPI(config, {checked.env_name: encoder}, memory_order(checked))
+
+
+def base_manifest(checked: Checked, model: NPI, task: str, records: Sequence[dict],
+                  trace_files: Sequence[str] = ()) -> dict:
+    from npi_dsl import __version__
+
+    header = env_header(checked.vocabulary)
+    return {
+        "format": ckpt.FORMAT,
+        "npi_version": __version__,
+        "programs": list(model.memory.names),
+        "environments": {
+            checked.env_name: ckpt.env_entry(header, model.encoders[checked.env_name].describe())
+        },
+        "model": model.config.to_dict(),
+        "source_hash": checked.source_hash,
+        "program_file": Path(checked.root.path).name,
+        "task": task,
+        "data": {
+            "trace_files": [str(p) for p in trace_files],
+            "traces": len(records),
+            "lengths": sorted({int(r["length"]) for r in records}),
+        },
+    }
+
+
+def check_traces(checked: Checked, records: Sequence[dict]) -> None:
+    """Raise TraceError if traces were made for another environment or other programs."""
+    known = set(checked.program_order)
+    for i, rec in enumerate(records):
+        if rec["env"]["name"] != checked.env_name:
+            raise TraceError(f"trace {i} runs env {rec['env']['name']}, but "
+                             f"{checked.root.path} uses env {checked.env_name}")
+        unknown = [p for p in rec["programs"] if p not in known]
+        if unknown:
+            raise TraceError(f"trace {i} uses programs {', '.join(unknown)} that "
+                             f"{checked.root.path} does not define")
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    model: NPI
+    summary: dict  # step, epochs, seconds, stopped, last metrics
+    added_programs: list[str]
+
+
+def train(checked: Checked, traces: Sequence[dict] | Sequence[str | Path], run_dir: str | Path,
+          task: str | None = None, *, model_config: NPIConfig | None = None,
+          train_config: TrainConfig | None = None, resume: bool = False,
+          on_event: Callable[[str, dict], None] | None = None) -> TrainResult:
+    """Train a network on traces (records, or paths of trace files) and write `run_dir`.
+
+    With `resume=True`, `run_dir` must hold an earlier run of the same programs: training
+    continues from its last checkpoint with its configuration.
+    """
+    info = checked.task(task)
+    files: list[str] = []
+    if traces and isinstance(traces[0], (str, Path)):
+        files = [str(p) for p in traces]
+        records = read_traces(files, info.name)
+    else:
+        records = [r for r in traces if r["task"] == info.name]  # type: ignore[index]
+    if not records:
+        raise TraceError(f"no traces of task {info.name}")
+    check_traces(checked, records)
+    runner = task_runner(checked, info.name)
+    run_dir = Path(run_dir)
+    added: list[str] = []
+    if resume:
+        manifest = ckpt.read_manifest(run_dir)
+        model = ckpt.build_model(manifest)
+        added = ckpt.fit_programs(model, manifest, checked.env_name,
+                                  env_header(checked.vocabulary), checked.program_order,
+                                  str(checked.root.path))
+        if added:
+            raise ckpt.CheckpointError(
+                f"{run_dir} was trained without {', '.join(added)}: resume training with the "
+                "program file it was started with")
+        config = TrainConfig.from_dict(manifest.get("training", {}))
+        state = ckpt.load_resume(run_dir)
+        base = {k: v for k, v in manifest.items() if k not in ("training", "progress",
+                                                                 "weights")}
+    else:
+        config = train_config or TrainConfig()
+        model = new_model(checked, model_config, seed=config.seed)
+        base = base_manifest(checked, model, info.name, records, files)
+        state = None
+    frames: FrameSet = build_frameset(records, model.memory.names,
+                                      model.encoders[checked.env_name], checked.env_name)
+    trainer = Trainer(model, frames, runner, config, run_dir, base, on_event)
+    if state is not None:
+        trainer.restore(state)
+    summary = trainer.fit()
+    return TrainResult(run_dir=run_dir, model=model, summary=summary, added_programs=added)
+
+
+def load_model(run_dir: str | Path, checked: Checked | None = None) -> NPI:
+    """A trained model; with `checked`, refused unless it fits that program file (new
+    programs in the file are added to the program memory, untrained)."""
+    model, manifest = ckpt.load_model(Path(run_dir))
+    if checked is not None:
+        ckpt.fit_programs(model, manifest, checked.env_name, env_header(checked.vocabulary),
+                          checked.program_order, str(checked.root.path))
+    model.eval()
+    return model
+
+
+def run_network(model: NPI, checked: Checked, inputs: Sequence[Any], task: str | None = None,
+                *, max_steps: int = 1_000_000, max_depth: int = 10_000,
+                batch: int = 256) -> list[dict]:
+    """Run the network in closed loop on inputs (all at once, in batches).
+
+    Returns per input `{input, result, correct, status, steps, message}`; `status` is `ok`,
+    `step_budget`, `depth_budget` or `env_error` (the network made an illegal action).
+    """
+    runner = task_runner(checked, task)
+    values = [runner.parse_input(x) for x in inputs]
+    executor = NeuralExecutor(model, checked.env_name, max_steps=max_steps, max_depth=max_depth)
+    out: list[dict] = []
+    for lo in range(0, len(values), batch):
+        chunk = values[lo : lo + batch]
+        envs = []
+        for v in chunk:
+            env = runner.new_env()
+            env.reset(v)
+            envs.append(env)
+        outcomes: list[Outcome] = executor.run(envs, runner.task.entry, runner.task.entry_args)
+        for v, env, o in zip(chunk, envs, outcomes, strict=True):
+            result = runner.result(env) if o.ok else None
+            out.append({"input": v, "result": result,
+                        "correct": o.ok and runner.correct(v, result), "status": o.status,
+                        "steps": o.steps, "message": o.message})
+    return out
+
+
+def verify(model: NPI | str | Path, checked: Checked, lengths: Sequence[int], count: int,
+           seed: int = 0, task: str | None = None, *, keep_outputs: bool = False,
+           progress: Callable[[Any], None] | None = None) -> VerifyReport:
+    """Compare the network with the reference at each length (see npi_runtime.verify)."""
+    if not isinstance(model, NPI):
+        model = load_model(model, checked)
+    runner = task_runner(checked, task)
+    return _verify(model, runner, lengths, count, seed, keep_outputs=keep_outputs,
+                   progress=progress)
+
+
+def sample(checked: Checked, length: int, seed: int = 0, task: str | None = None) -> Any:
+    """One random input of a length (what `npi compile` would draw)."""
+    return task_runner(checked, task).sample_input(random.Random(seed), length)

@@ -1,0 +1,151 @@
+"""Traces -> frames -> packed batches.
+
+Every frame starts from a zero LSTM state, so a frame is an independent sequence of steps. The
+whole trace set is tensorized once (`FrameSet`): the steps of each frame lie contiguous in flat
+tensors, and a batch is only a list of frame ids. `FrameSet.pack` turns it into the flat step
+indices in `PackedSequence` order (time-major, frames sorted by length) plus `batch_sizes`, so
+no padding is ever built and the few long frames don't make the short ones pay for padding.
+Batches draw frames of all programs at random (DESIGN.md: batches bucketed by length hold one
+program each and training stalls).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from npi_runtime.encoders import Encoder
+from npi_runtime.model import ACT
+
+IGNORE = -100
+
+
+class TraceError(ValueError):
+    """A trace that does not fit the model (unknown program, environment or argument)."""
+
+
+@dataclass
+class Packed:
+    """One batch of frames in packed (time-major) order."""
+
+    steps: torch.Tensor  # [S] flat step indices into the FrameSet
+    batch_sizes: torch.Tensor  # [T] as in PackedSequence
+    frames: torch.Tensor  # [B] frame ids, sorted by decreasing length
+
+
+@dataclass
+class FrameSet:
+    """All steps of a trace set, grouped by frame, as flat tensors (one environment)."""
+
+    env: str
+    obs: torch.Tensor  # [S, ...] what the encoder's tensorize made of the observations
+    program: torch.Tensor  # [S] memory index of the frame's program
+    args: torch.Tensor  # [S, 3] the frame's arguments
+    end: torch.Tensor  # [S] float, 1.0 on return steps
+    call: torch.Tensor  # [S] memory index of the called program, IGNORE on returns
+    call_args: torch.Tensor  # [S, 3] the call's arguments, IGNORE on returns
+    frame_start: torch.Tensor  # [F]
+    frame_len: torch.Tensor  # [F]
+    frame_trace: torch.Tensor  # [F] index of the trace the frame comes from
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.frame_start.numel())
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.program.numel())
+
+    def pack(self, frame_ids: torch.Tensor) -> Packed:
+        lengths = self.frame_len[frame_ids]
+        order = torch.argsort(lengths, descending=True, stable=True)
+        frames = frame_ids[order]
+        lengths = lengths[order]
+        t = torch.arange(int(lengths[0]))
+        mask = t[None, :] < lengths[:, None]  # [B, T]
+        idx = self.frame_start[frames][:, None] + t[None, :]
+        steps = idx.t()[mask.t()]
+        return Packed(steps=steps, batch_sizes=mask.sum(0), frames=frames)
+
+    def batches(self, frame_ids: torch.Tensor, batch_frames: int) -> Iterator[Packed]:
+        for i in range(0, frame_ids.numel(), batch_frames):
+            yield self.pack(frame_ids[i : i + batch_frames])
+
+    def select_traces(self, traces: torch.Tensor) -> torch.Tensor:
+        """Frame ids of the frames that come from the given trace indices."""
+        return torch.nonzero(torch.isin(self.frame_trace, traces)).flatten()
+
+
+def build_frameset(records: Iterable[dict], memory: Sequence[str], encoder: Encoder,
+                   env_name: str | None = None) -> FrameSet:
+    """Tensorize npi-trace/1 records for a model whose program memory lists `memory`.
+
+    Programs are resolved through each record's `programs` list (qualified names), so that two
+    files' programs with the same bare name stay distinct.
+    """
+    index = {name: i for i, name in enumerate(memory)}
+    obs: list = []
+    program: list[int] = []
+    args: list = []
+    end: list[float] = []
+    call: list[int] = []
+    call_args: list = []
+    frame_start: list[int] = []
+    frame_len: list[int] = []
+    frame_trace: list[int] = []
+    arg_range = getattr(encoder, "arg_range", None)
+    for t, rec in enumerate(records):
+        name = rec["env"]["name"]
+        if env_name is None:
+            env_name = name
+        elif name != env_name:
+            raise TraceError(f"trace {t} uses env {name}, expected {env_name}")
+        bare = {ACT: index[ACT]}
+        for q in rec["programs"]:
+            if q not in index:
+                raise TraceError(f"trace {t} uses program {q}, which the model does not know")
+            bare[q.rsplit(".", 1)[-1]] = index[q]
+        steps = rec["steps"]
+        order = sorted(range(len(steps)), key=lambda i: steps[i]["frame"])
+        current = None
+        try:
+            for i in order:
+                s = steps[i]
+                if s["frame"] != current:
+                    current = s["frame"]
+                    frame_start.append(len(program))
+                    frame_len.append(0)
+                    frame_trace.append(t)
+                frame_len[-1] += 1
+                obs.append(s["obs"])
+                program.append(bare[s["program"]])
+                args.append(s["args"])
+                if s["end"]:
+                    end.append(1.0)
+                    call.append(IGNORE)
+                    call_args.append((IGNORE, IGNORE, IGNORE))
+                else:
+                    end.append(0.0)
+                    call.append(bare[s["call"]])
+                    call_args.append(s["call_args"])
+        except KeyError as e:
+            raise TraceError(f"trace {t}: unknown program or missing field {e}") from None
+    if not program:
+        raise TraceError("no steps in the traces")
+    ca = torch.tensor(call_args, dtype=torch.long)
+    if arg_range is not None and int(ca.max()) >= arg_range:
+        raise TraceError(f"an argument is {int(ca.max())}, beyond the model's range {arg_range}")
+    return FrameSet(
+        env=env_name or "",
+        obs=encoder.tensorize(obs),
+        program=torch.tensor(program, dtype=torch.long),
+        args=torch.tensor(args, dtype=torch.long),
+        end=torch.tensor(end),
+        call=torch.tensor(call, dtype=torch.long),
+        call_args=ca,
+        frame_start=torch.tensor(frame_start, dtype=torch.long),
+        frame_len=torch.tensor(frame_len, dtype=torch.long),
+        frame_trace=torch.tensor(frame_trace, dtype=torch.long),
+    )

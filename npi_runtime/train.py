@@ -1,0 +1,290 @@
+"""The training loop: teacher-forced, batched over frames, resumable, deterministic.
+
+The trainer knows the model only through the objective (`npi_loss`), the checkpoint functions
+and the validation (`verify.evaluate_inputs`). It reports through a callback (`on_event`), so
+the CLI draws a rich progress display and a notebook can do what it likes.
+
+* Data: one `FrameSet` (the whole trace set tensorized once). An epoch draws frames of every
+  program, shuffled together, in batches of `batch_frames` frames packed without padding.
+* Curriculum (the paper's "adaptive curriculum", simplified): an epoch takes every frame of
+  the program with the highest recent loss and, of every other program, a share proportional
+  to its loss relative to that one, at least `curriculum_floor`. Programs the network already
+  executes perfectly stop taking most of the time.
+* Adam; the learning rate decays by `lr_decay` each epoch down to `min_lr`; gradient norm
+  clipping.
+* Validation after every epoch: closed-loop exact match (result and trace) and teacher-forced
+  step accuracy on inputs longer than the training ones, drawn with their own seed. Training
+  stops once validation has been perfect `patience` times in a row, or after `max_epochs`.
+* Checkpoints at every epoch end and every `checkpoint_seconds` within an epoch; `--resume`
+  continues from the last one exactly as the uninterrupted run would have (same weights).
+* Determinism: same seed, same data, same thread count -> same weights.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from npi_dsl.interpreter import TaskRunner
+from npi_runtime import checkpoint as ckpt
+from npi_runtime.data import FrameSet
+from npi_runtime.model import NPI
+from npi_runtime.objective import StepStats, npi_loss
+from npi_runtime.verify import evaluate_inputs, sample_inputs
+
+METRICS_FILE = "metrics.jsonl"
+
+
+@dataclass
+class TrainConfig:
+    """How `npi train` trains. The defaults are what `npi train` and `npi demo` use."""
+
+    seed: int = 0
+    max_epochs: int = 40
+    batch_frames: int = 128  # frames per batch (a few hundred steps)
+    lr: float = 3e-3
+    lr_decay: float = 0.8  # per epoch
+    warmup_steps: int = 100  # linear warm-up of the learning rate
+    min_lr: float = 5e-5
+    clip: float = 1.0  # gradient norm
+    curriculum_floor: float = 0.2
+    threads: int = 1  # torch threads; 1 is fastest on a shared 2-core machine (docs/training.md)
+    val_lengths: tuple[int, ...] = ()  # empty: derived from the training lengths
+    val_count: int = 8
+    val_seed: int = 9_999_991
+    patience: int = 3
+    checkpoint_seconds: float = 60.0
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        if "val_lengths" in kw:
+            kw["val_lengths"] = tuple(kw["val_lengths"])
+        return cls(**kw)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["val_lengths"] = list(self.val_lengths)
+        return d
+
+
+def default_val_lengths(train_lengths: Sequence[int]) -> tuple[int, ...]:
+    """Longer than every training input, and never a round acceptance length: 2L+3 and 5L+3."""
+    longest = max(train_lengths)
+    return (2 * longest + 3, 5 * longest + 3)
+
+
+Event = Callable[[str, dict], None]
+
+
+class Trainer:
+    """Trains `model` on `frames`, validating against the reference `runner`."""
+
+    def __init__(self, model: NPI, frames: FrameSet, runner: TaskRunner, config: TrainConfig,
+                 run_dir: Path, manifest: dict, on_event: Event | None = None) -> None:
+        self.model = model
+        self.frames = frames
+        self.runner = runner
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.manifest = manifest
+        self.on_event = on_event or (lambda kind, data: None)
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        # counters (all saved in the resume state)
+        self.step = 0  # optimizer steps
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.order: torch.Tensor | None = None  # this epoch's frame order
+        self.epoch_stats = StepStats()
+        self.program_loss: dict[int, float] = {}  # curriculum: last epoch's mean loss per program
+        self.perfect_streak = 0
+        self.seconds = 0.0  # training wall time, summed over resumed sessions
+        self.stopped: str | None = None
+        self.history: list[dict] = []
+        lengths = sorted({int(x) for x in frames_lengths(manifest)}) or [1]
+        self.val_lengths = tuple(config.val_lengths) or default_val_lengths(lengths)
+        self.val_inputs = {
+            n: sample_inputs(runner, n, config.val_count, config.val_seed)
+            for n in self.val_lengths
+        }
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self) -> dict:
+        torch.set_num_threads(self.config.threads)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        c = self.config
+        start = time.perf_counter() - self.seconds
+        last_ckpt = time.perf_counter()
+        if self.stopped is not None:
+            return self.summary()
+        while self.epoch < c.max_epochs:
+            if self.order is None:
+                self.order = self._epoch_order()
+                self.batch_in_epoch = 0
+                self.epoch_stats = StepStats()
+            lr = max(c.lr * c.lr_decay**self.epoch, c.min_lr)
+            self.model.train()
+            n_batches = (self.order.numel() + c.batch_frames - 1) // c.batch_frames
+            while self.batch_in_epoch < n_batches:
+                lo = self.batch_in_epoch * c.batch_frames
+                batch = self.frames.pack(self.order[lo : lo + c.batch_frames])
+                warm = min(1.0, (self.step + 1) / c.warmup_steps) if c.warmup_steps else 1.0
+                for g in self.optimizer.param_groups:
+                    g["lr"] = lr * warm
+                loss, stats = npi_loss(self.model, self.frames, batch)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if c.clip:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.clip)
+                self.optimizer.step()
+                assert stats is not None
+                self.epoch_stats.add(stats)
+                self.step += 1
+                self.batch_in_epoch += 1
+                self.seconds = time.perf_counter() - start
+                self.on_event("batch", {"epoch": self.epoch, "batch": self.batch_in_epoch,
+                                        "batches": n_batches, "loss": float(loss.detach()),
+                                        "lr": lr})
+                if time.perf_counter() - last_ckpt > c.checkpoint_seconds \
+                        and self.batch_in_epoch < n_batches:
+                    self.save()
+                    last_ckpt = time.perf_counter()
+            # end of epoch: curriculum statistics, validation, checkpoint
+            es = self.epoch_stats
+            self.program_loss = {p: es.program_loss[p] / es.program_steps[p]
+                                 for p in es.program_loss}
+            self.seconds = time.perf_counter() - start
+            val = self.validate()
+            self.seconds = time.perf_counter() - start
+            record = {"step": self.step, "epoch": self.epoch + 1, "seconds": round(self.seconds, 3),
+                      "lr": lr, "train": es.summary(), "val": val}
+            self.history.append(record)
+            self._append_metrics(record)
+            self.perfect_streak = self.perfect_streak + 1 if val["perfect"] else 0
+            self.epoch += 1
+            self.order = None
+            if self.perfect_streak >= c.patience:
+                self.stopped = f"validation perfect {c.patience} times in a row"
+            elif self.epoch >= c.max_epochs:
+                self.stopped = f"reached {c.max_epochs} epochs"
+            self.on_event("epoch", record)
+            self.save()
+            last_ckpt = time.perf_counter()
+            if self.stopped:
+                break
+        return self.summary()
+
+    def summary(self) -> dict:
+        return {"step": self.step, "epochs": self.epoch, "seconds": self.seconds,
+                "stopped": self.stopped, "last": self.history[-1] if self.history else None}
+
+    # ------------------------------------------------------------------ pieces
+    def _epoch_order(self) -> torch.Tensor:
+        """This epoch's frames: the curriculum's share of each program, shuffled together."""
+        c = self.config
+        g = torch.Generator().manual_seed(c.seed * 1_000_003 + self.epoch)
+        fprog = self.frames.program[self.frames.frame_start]
+        chosen = []
+        top = max(self.program_loss.values(), default=0.0)
+        for p in torch.unique(fprog).tolist():
+            ids = torch.nonzero(fprog == p).flatten()
+            share = 1.0
+            if top > 0 and p in self.program_loss:
+                share = min(1.0, max(c.curriculum_floor, self.program_loss[p] / top))
+            k = max(1, round(share * ids.numel()))
+            chosen.append(ids[torch.randperm(ids.numel(), generator=g)[:k]])
+        frames = torch.cat(chosen)
+        return frames[torch.randperm(frames.numel(), generator=g)]
+
+    def validate(self) -> dict:
+        """Closed loop and teacher forcing at the validation lengths."""
+        out: dict[str, Any] = {"lengths": {}}
+        perfect = True
+        right = total = 0.0
+        for n, inputs in self.val_inputs.items():
+            rep = evaluate_inputs(self.model, self.runner, n, inputs, max_failures=1)
+            out["lengths"][str(n)] = {"result_exact": rep.result_exact,
+                                      "trace_exact": rep.trace_exact,
+                                      "step_accuracy": rep.step_accuracy}
+            perfect &= rep.result_exact == 1.0 and rep.trace_exact == 1.0 \
+                and rep.step_accuracy == 1.0
+            right += rep.step_accuracy * rep.count
+            total += rep.count
+        out["step_accuracy"] = right / total if total else 0.0
+        out["result_exact"] = min(v["result_exact"] for v in out["lengths"].values())
+        out["perfect"] = perfect
+        return out
+
+    def _append_metrics(self, record: dict) -> None:
+        with open(self.run_dir / METRICS_FILE, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    # ------------------------------------------------------------------ checkpoints
+    def state(self) -> dict:
+        return {
+            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+            "epoch_stats": self.epoch_stats.to_json(),
+            "program_loss": {str(k): v for k, v in self.program_loss.items()},
+            "perfect_streak": self.perfect_streak, "seconds": self.seconds,
+            "stopped": self.stopped, "history": self.history[-3:],
+            "val_lengths": list(self.val_lengths),
+        }
+
+    def save(self) -> None:
+        extra = {"torch_rng": torch.get_rng_state()}
+        if self.order is not None:
+            extra["order"] = self.order
+        ckpt.save_resume(self.run_dir, self.state(), self.model, self.optimizer, extra)
+        manifest = {**self.manifest, "training": self.config.to_dict(),
+                    "progress": {"step": self.step, "epochs": self.epoch,
+                                 "seconds": round(self.seconds, 3), "stopped": self.stopped,
+                                 "validation": self.history[-1]["val"] if self.history
+                                 else None}}
+        ckpt.save_model(self.run_dir, self.model, manifest)
+
+    def restore(self, resume: ckpt.ResumeState) -> None:
+        """Continue from a saved resume state (weights, optimizer, counters, RNG, data order)."""
+        ckpt.restore_weights(self.model, resume, self.run_dir)
+        ckpt.restore_optimizer(self.model, self.optimizer, resume)
+        s = resume.state
+        try:
+            self.step = int(s["step"])
+            self.epoch = int(s["epoch"])
+            self.batch_in_epoch = int(s["batch_in_epoch"])
+            self.epoch_stats = StepStats.from_json(s["epoch_stats"])
+            self.program_loss = {int(k): float(v) for k, v in s["program_loss"].items()}
+            self.perfect_streak = int(s["perfect_streak"])
+            self.seconds = float(s["seconds"])
+            self.stopped = s.get("stopped")
+            self.history = list(s.get("history", []))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ckpt.CheckpointError(f"the resume state is corrupt: {e}") from None
+        self.order = resume.extra.get("order")
+        if "torch_rng" in resume.extra:
+            torch.set_rng_state(resume.extra["torch_rng"])
+        self._truncate_metrics()
+
+    def _truncate_metrics(self) -> None:
+        """Drop metrics lines written after the checkpoint we resume from."""
+        path = self.run_dir / METRICS_FILE
+        if not path.exists():
+            return
+        keep = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                if json.loads(line)["step"] <= self.step:
+                    keep.append(line)
+            except (ValueError, KeyError, TypeError):
+                continue
+        ckpt.write_atomic(path, ("\n".join(keep) + "\n").encode() if keep else b"")
+
+
+def frames_lengths(manifest: dict) -> list[int]:
+    return list(manifest.get("data", {}).get("lengths", []))

@@ -1,0 +1,208 @@
+"""Neural versus symbolic: run the network in closed loop beside the reference program.
+
+For each input the reference (the symbolic interpreter) gives the trace and the result; the
+network runs on a fresh environment where only its own decisions act. Per length:
+
+* `result_exact`: the fraction of inputs whose final result is right;
+* `trace_exact`: the fraction whose closed-loop trace equals the reference decision for
+  decision (the executor compares on the fly and records the first difference);
+* `step_accuracy`: teacher-forced, the fraction of the reference's steps on which every head
+  (end, program, arguments) picks the reference's decision;
+* `failures`: `{input, result, expected, divergence}` for every input with a wrong result or a
+  diverging trace.
+
+Training's validation uses the same code with few inputs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from npi_dsl.interpreter import TaskRunner
+from npi_runtime.data import build_frameset
+from npi_runtime.executor import Decision, NeuralExecutor
+from npi_runtime.model import ACT, NPI
+from npi_runtime.objective import npi_loss
+
+#: how many instances the executor runs at once while verifying
+DEFAULT_BATCH = 64
+
+
+@dataclass
+class LengthReport:
+    length: int
+    count: int
+    result_exact: float
+    trace_exact: float
+    step_accuracy: float
+    failures: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    outputs: list[dict] = field(default_factory=list)  # every input with the network's result
+
+    def to_json(self) -> dict:
+        return {"length": self.length, "count": self.count, "result_exact": self.result_exact,
+                "trace_exact": self.trace_exact, "step_accuracy": self.step_accuracy,
+                "failures": self.failures}
+
+
+@dataclass
+class VerifyReport:
+    task: str
+    lengths: list[LengthReport]
+
+    def to_json(self) -> dict:
+        return {"task": self.task, "lengths": [r.to_json() for r in self.lengths]}
+
+    def passed(self, require: float = 1.0) -> bool:
+        return all(r.result_exact >= require for r in self.lengths)
+
+
+def reference_decisions(record: dict, memory: Sequence[str]) -> list[Decision]:
+    """A trace's decisions in execution order, as the executor compares them."""
+    index = {ACT: memory.index(ACT)}
+    for q in record["programs"]:
+        index[q.rsplit(".", 1)[-1]] = memory.index(q)
+    out: list[Decision] = []
+    for s in record["steps"]:
+        if s["end"]:
+            out.append((True, -1, (0, 0, 0)))
+        else:
+            a = s["call_args"]
+            out.append((False, index[s["call"]], (a[0], a[1], a[2])))
+    return out
+
+
+@torch.no_grad()
+def teacher_forced_accuracy(model: NPI, records: Sequence[dict], env_name: str,
+                            max_frames: int = 4096) -> tuple[int, int]:
+    """(steps right, steps) over the records' steps, every head teacher-forced."""
+    model.eval()
+    frames = build_frameset(records, model.memory.names, model.encoders[env_name], env_name)
+    right = total = 0
+    order = torch.arange(frames.n_frames)
+    for batch in frames.batches(order, max_frames):
+        _, stats = npi_loss(model, frames, batch)
+        assert stats is not None
+        right += stats.all_right
+        total += stats.steps
+    return right, total
+
+
+def evaluate_inputs(model: NPI, runner: TaskRunner, length: int,
+                    inputs: Sequence[tuple[int | None, Any]], *, batch: int = DEFAULT_BATCH,
+                    keep_outputs: bool = False, max_failures: int = 50) -> LengthReport:
+    """Run the reference and the network on `inputs` ((seed, normalised input) pairs)."""
+    t0 = time.perf_counter()
+    env_name = runner.checked.env_name
+    entry = runner.task.entry
+    entry_args = runner.task.entry_args
+    memory = model.memory.names
+    n = len(inputs)
+    result_ok = trace_ok = 0
+    right = steps = 0
+    failures: list[dict] = []
+    outputs: list[dict] = []
+    for lo in range(0, n, batch):
+        chunk = inputs[lo : lo + batch]
+        records = [runner.run(value, seed) for seed, value in chunk]
+        r, s = teacher_forced_accuracy(model, records, env_name)
+        right += r
+        steps += s
+        refs = [reference_decisions(rec, memory) for rec in records]
+        depth = max(max(st["depth"] for st in rec["steps"]) for rec in records)
+        longest = max(len(x) for x in refs)
+        executor = NeuralExecutor(model, env_name, max_steps=2 * longest + 64,
+                                  max_depth=2 * depth + 8)
+        envs = []
+        for _, value in chunk:
+            env = runner.new_env()
+            env.reset(value)
+            envs.append(env)
+        outcomes = executor.run(envs, entry, entry_args, references=refs)
+        for (seed, value), rec, env, o in zip(chunk, records, envs, outcomes, strict=True):
+            try:
+                result = runner.result(env) if o.ok else None
+            except Exception:  # the network left a state the result expression cannot read
+                result = None
+            expected = rec["result"]
+            good = o.ok and result == expected
+            same = o.divergence is None
+            result_ok += good
+            trace_ok += same
+            if keep_outputs:
+                outputs.append({"length": length, "seed": seed, "input": value,
+                                "result": result, "expected": expected, "correct": good,
+                                "status": o.status})
+            if (not good or not same) and len(failures) < max_failures:
+                fail = {"input": value, "result": result, "expected": expected,
+                        "divergence": o.divergence}
+                if not o.ok:
+                    fail["status"] = o.status
+                    fail["message"] = o.message
+                failures.append(fail)
+        del records, refs
+    return LengthReport(
+        length=length, count=n,
+        result_exact=result_ok / n if n else 0.0,
+        trace_exact=trace_ok / n if n else 0.0,
+        step_accuracy=right / steps if steps else 0.0,
+        failures=failures, seconds=time.perf_counter() - t0, outputs=outputs,
+    )
+
+
+def sample_inputs(runner: TaskRunner, length: int, count: int, seed: int) -> list[tuple[int, Any]]:
+    """`count` inputs of one length, each with its own seed derived from (seed, length, i)."""
+    from npi_dsl.compile import iter_inputs
+
+    return list(iter_inputs(runner, [length], count, seed))
+
+
+def verify(model: NPI, runner: TaskRunner, lengths: Sequence[int], count: int, seed: int, *,
+           batch: int = DEFAULT_BATCH, keep_outputs: bool = False,
+           progress: Callable[[LengthReport], None] | None = None) -> VerifyReport:
+    """Closed-loop and teacher-forced comparison at every length (`count` inputs each)."""
+    reports = []
+    for length in lengths:
+        inputs = sample_inputs(runner, length, count, seed)
+        rep = evaluate_inputs(model, runner, length, inputs, batch=batch,
+                              keep_outputs=keep_outputs)
+        reports.append(rep)
+        if progress is not None:
+            progress(rep)
+    return VerifyReport(task=runner.task.name, lengths=reports)
+
+
+def plot_report(report: VerifyReport, path: Path, title: str | None = None,
+                trained: tuple[int, int] | None = None) -> None:
+    """Accuracy against length (log scale), in the style of the paper's generalisation plots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs = [r.length for r in report.lengths]
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
+    if trained is not None:
+        ax.axvspan(trained[0], trained[1], color="0.9", label="training lengths")
+    ax.plot(xs, [100 * r.result_exact for r in report.lengths], "o-", label="result exact")
+    ax.plot(xs, [100 * r.trace_exact for r in report.lengths], "s--", label="trace exact",
+            alpha=0.8)
+    ax.set_xscale("log")
+    ax.set_ylim(-5, 105)
+    ax.set_xlabel("input length")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title or f"NPI generalisation: task {report.task}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
