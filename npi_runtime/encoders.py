@@ -75,6 +75,23 @@ class SymbolEncoder(Encoder):
         h = torch.relu(self.first(idx).sum(1) + self.bias)
         return self.out(self.deeper(h))
 
+    def numpy_parts(self) -> dict:
+        """The weights for the executor's numpy step (npi_runtime.executor.StepKernel):
+        embedding table, offsets, bias, hidden layers as (W^T, b), and the output layer as
+        torch (W, b) for the kernel to fold into the core."""
+        def arr(t: torch.Tensor):
+            return t.detach().cpu().float().numpy().copy()
+
+        deeper = [(arr(m.weight.t()), arr(m.bias)) for m in self.deeper
+                  if isinstance(m, nn.Linear)]
+        return {
+            "table": arr(self.first.weight),
+            "offsets": self.offsets.cpu().numpy().copy(),
+            "bias": arr(self.bias),
+            "deeper": deeper,
+            "out": (self.out.weight.detach(), self.out.bias.detach()),
+        }
+
     def describe(self) -> dict:
         return {
             "kind": "symbol",
