@@ -33,6 +33,7 @@ class Packed:
     steps: torch.Tensor  # [S] flat step indices into the FrameSet
     batch_sizes: torch.Tensor  # [T] as in PackedSequence
     frames: torch.Tensor  # [B] frame ids, sorted by decreasing length
+    step_frames: torch.Tensor  # [S] the frame id of each step
 
 
 @dataclass
@@ -67,7 +68,9 @@ class FrameSet:
         mask = t[None, :] < lengths[:, None]  # [B, T]
         idx = self.frame_start[frames][:, None] + t[None, :]
         steps = idx.t()[mask.t()]
-        return Packed(steps=steps, batch_sizes=mask.sum(0), frames=frames)
+        step_frames = frames[:, None].expand_as(idx).t()[mask.t()]
+        return Packed(steps=steps, batch_sizes=mask.sum(0), frames=frames,
+                      step_frames=step_frames)
 
     def batches(self, frame_ids: torch.Tensor, batch_frames: int) -> Iterator[Packed]:
         for i in range(0, frame_ids.numel(), batch_frames):

@@ -20,9 +20,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from npi_dsl.envs.base import ObsSlot
+
+LEAK = 0.1  # the hidden layers' leaky ReLU slope (see npi_runtime.model.LEAK)
 
 
 class Encoder(nn.Module):
@@ -61,7 +64,7 @@ class SymbolEncoder(Encoder):
         self.bias = nn.Parameter(torch.zeros(self.hidden))
         deeper: list[nn.Module] = []
         for _ in range(self.layers - 1):
-            deeper += [nn.Linear(self.hidden, self.hidden), nn.ReLU()]
+            deeper += [nn.Linear(self.hidden, self.hidden), nn.LeakyReLU(LEAK)]
         self.deeper = nn.Sequential(*deeper)
         self.out = nn.Linear(self.hidden, self.state_dim)
         nn.init.normal_(self.first.weight, std=(1.0 / len(sizes)) ** 0.5)
@@ -72,7 +75,7 @@ class SymbolEncoder(Encoder):
 
     def forward(self, obs: torch.Tensor, args: torch.Tensor) -> torch.Tensor:
         idx = torch.cat([obs, args.clamp(0, self.arg_range - 1)], dim=1) + self.offsets
-        h = torch.relu(self.first(idx).sum(1) + self.bias)
+        h = F.leaky_relu(self.first(idx).sum(1) + self.bias, LEAK)
         return self.out(self.deeper(h))
 
     def numpy_parts(self) -> dict:

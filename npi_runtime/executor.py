@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from npi_dsl.envs.base import EnvError, Environment
-from npi_runtime.model import ACT, NPI
+from npi_runtime.model import ACT, LEAK, NPI
 
 OK = "ok"
 STEP_BUDGET = "step_budget"
@@ -80,8 +80,8 @@ class StepKernel:
 
     Folding (exact up to rounding): the encoder's output layer and the state part of the
     core's first layer are one matrix; the program embedding's part is one bias row per
-    program; the core's output layer and the first LSTM layer's input projection are one
-    matrix; each upper LSTM layer is one matmul over `[input, h]`; the key head and `M_key` are
+    program; the core's LayerNorm gain and bias go into the first LSTM layer, and each LSTM
+    layer is one matmul over `[input, h]`; the key head and `M_key` are
     one matrix giving the program scores directly; sigmoids are computed as tanh of halved
     pre-activations, so each LSTM layer needs one tanh over its four gates. Built from the
     current weights at the start of every run.
@@ -111,10 +111,16 @@ class StepKernel:
         scale = torch.ones(4 * c.hidden, 1)
         scale[2 * c.hidden : 3 * c.hidden] = 2.0
         w_ih0 = lstm.weight_ih_l0.detach()
-        # layer 0 takes [core hidden, h]: one matmul for the input and the recurrence
-        self.w_in = _np((scale * torch.cat([w_ih0 @ core2.weight.detach(),
-                                            lstm.weight_hh_l0.detach()], dim=1)).t())
-        self.b_in = _np(scale[:, 0] * (w_ih0 @ core2.bias.detach() + lstm.bias_ih_l0.detach()
+        # the core's output layer, then its LayerNorm (gain and bias folded into layer 0)
+        self.w_core2 = _np(core2.weight.t())
+        self.b_core2 = _np(core2.bias)
+        norm = model.core[3]
+        self.eps = float(norm.eps)
+        gain, shift = norm.weight.detach(), norm.bias.detach()
+        # layer 0 takes [normalised core output, h]: one matmul for input and recurrence
+        self.w_in = _np((scale * torch.cat([w_ih0 * gain, lstm.weight_hh_l0.detach()],
+                                           dim=1)).t())
+        self.b_in = _np(scale[:, 0] * (w_ih0 @ shift + lstm.bias_ih_l0.detach()
                                        + lstm.bias_hh_l0.detach()))
         self.w_cat, self.b_cat = [], []
         for layer in range(1, c.layers):
@@ -152,11 +158,11 @@ class StepKernel:
             h = torch.nn.functional.embedding_bag(
                 torch.from_numpy(idx), torch.from_numpy(p["table"]), mode="sum").numpy()
         h += p["bias"]
-        np.maximum(h, 0.0, out=h)
+        _leaky_(h)
         for w, b in p["deeper"]:
             h = h @ w
             h += b
-            np.maximum(h, 0.0, out=h)
+            _leaky_(h)
         return h
 
     def _cell(self, gates: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -179,8 +185,12 @@ class StepKernel:
         the new state."""
         x = feats @ self.w_x
         x += self.prog_bias[programs]
-        np.maximum(x, 0.0, out=x)
-        gates = np.concatenate([x, hc[0]], axis=1) @ self.w_in
+        _leaky_(x)
+        y = x @ self.w_core2
+        y += self.b_core2
+        y -= y.mean(axis=1, keepdims=True)
+        y /= np.sqrt((y * y).mean(axis=1, keepdims=True) + self.eps)
+        gates = np.concatenate([y, hc[0]], axis=1) @ self.w_in
         gates += self.b_in
         h, c = self._cell(gates, hc[1])
         new = [h, c]
@@ -191,7 +201,7 @@ class StepKernel:
             new += [h, c]
         top = h @ self.w_head
         top += self.b_head
-        np.maximum(top, 0.0, out=top)
+        _leaky_(top)
         out = top @ self.w_out
         out += self.b_out
         return out, np.stack(new)
@@ -216,6 +226,12 @@ class StepKernel:
         p_args = np.exp(logits - logits.max(1, keepdims=True))
         p_args /= p_args.sum(1, keepdims=True)
         return p_end, p_prog, p_args
+
+
+def _leaky_(x: np.ndarray) -> np.ndarray:
+    """The model's leaky ReLU, in place."""
+    np.maximum(x, x * LEAK, out=x)
+    return x
 
 
 def _sigmoid_(x: np.ndarray) -> np.ndarray:

@@ -30,6 +30,8 @@ class StepStats:
     #: per program memory row: summed loss and number of steps of frames running it
     program_loss: dict[int, float] = field(default_factory=dict)
     program_steps: dict[int, int] = field(default_factory=dict)
+    #: frames of the batch with at least one wrong step (not summed by `add`)
+    wrong_frames: torch.Tensor | None = None
 
     def add(self, other: StepStats) -> StepStats:
         for k in ("steps", "calls", "loss", "end_right", "prog_right", "args_right", "all_right"):
@@ -120,5 +122,6 @@ def npi_loss(model: NPI, frames: FrameSet, batch: Packed,
             all_right=int(all_ok.sum()),
             program_loss={p: float(p_loss[p]) for p in present},
             program_steps={p: int(p_steps[p]) for p in present},
+            wrong_frames=torch.unique(batch.step_frames[~all_ok]),
         )
     return loss, stats

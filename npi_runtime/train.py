@@ -9,7 +9,9 @@ the CLI draws a rich progress display and a notebook can do what it likes.
 * Curriculum (the paper's "adaptive curriculum", simplified): an epoch takes every frame of
   the program with the highest recent loss and, of every other program, a share proportional
   to its loss relative to that one, at least `curriculum_floor`. Programs the network already
-  executes perfectly stop taking most of the time.
+  executes perfectly stop taking most of the time. Frames the network got wrong at their
+  last pass come `hard_repeat` extra times, so the last rare mistakes (a digit sum seen a
+  few dozen times in 80,000 steps) get fixed before the learning rate has decayed away.
 * Adam; the learning rate decays by `lr_decay` each epoch down to `min_lr`; gradient norm
   clipping.
 * Validation after every epoch: closed-loop exact match (result and trace) and teacher-forced
@@ -49,11 +51,12 @@ class TrainConfig:
     max_epochs: int = 40
     batch_frames: int = 128  # frames per batch (a few hundred steps)
     lr: float = 3e-3
-    lr_decay: float = 0.8  # per epoch
-    warmup_steps: int = 100  # linear warm-up of the learning rate
-    min_lr: float = 5e-5
+    lr_decay: float = 0.85  # per epoch
+    warmup_steps: int = 400  # linear warm-up of the learning rate
+    min_lr: float = 1e-4
     clip: float = 1.0  # gradient norm
     curriculum_floor: float = 0.2
+    hard_repeat: int = 3  # extra copies per epoch of frames the network last got wrong
     threads: int = 1  # torch threads; 1 is fastest on a shared 2-core machine (docs/training.md)
     val_lengths: tuple[int, ...] = ()  # empty: derived from the training lengths
     val_count: int = 8
@@ -104,6 +107,7 @@ class Trainer:
         self.order: torch.Tensor | None = None  # this epoch's frame order
         self.epoch_stats = StepStats()
         self.program_loss: dict[int, float] = {}  # curriculum: last epoch's mean loss per program
+        self.frame_wrong = torch.zeros(frames.n_frames, dtype=torch.bool)  # at its last pass
         self.perfect_streak = 0
         self.seconds = 0.0  # training wall time, summed over resumed sessions
         self.stopped: str | None = None
@@ -146,6 +150,9 @@ class Trainer:
                 self.optimizer.step()
                 assert stats is not None
                 self.epoch_stats.add(stats)
+                self.frame_wrong[batch.frames] = False
+                if stats.wrong_frames is not None:
+                    self.frame_wrong[stats.wrong_frames] = True
                 self.step += 1
                 self.batch_in_epoch += 1
                 self.seconds = time.perf_counter() - start
@@ -200,7 +207,8 @@ class Trainer:
                 share = min(1.0, max(c.curriculum_floor, self.program_loss[p] / top))
             k = max(1, round(share * ids.numel()))
             chosen.append(ids[torch.randperm(ids.numel(), generator=g)[:k]])
-        frames = torch.cat(chosen)
+        hard = torch.nonzero(self.frame_wrong).flatten()
+        frames = torch.cat([*chosen, *([hard] * c.hard_repeat)])
         return frames[torch.randperm(frames.numel(), generator=g)]
 
     def validate(self) -> dict:
@@ -238,7 +246,7 @@ class Trainer:
         }
 
     def save(self) -> None:
-        extra = {"torch_rng": torch.get_rng_state()}
+        extra = {"torch_rng": torch.get_rng_state(), "frame_wrong": self.frame_wrong}
         if self.order is not None:
             extra["order"] = self.order
         ckpt.save_resume(self.run_dir, self.state(), self.model, self.optimizer, extra)
@@ -267,6 +275,8 @@ class Trainer:
         except (KeyError, TypeError, ValueError) as e:
             raise ckpt.CheckpointError(f"the resume state is corrupt: {e}") from None
         self.order = resume.extra.get("order")
+        if "frame_wrong" in resume.extra:
+            self.frame_wrong = resume.extra["frame_wrong"].clone()
         if "torch_rng" in resume.extra:
             torch.set_rng_state(resume.extra["torch_rng"])
         self._truncate_metrics()

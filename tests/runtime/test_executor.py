@@ -1,0 +1,111 @@
+"""The executor: budgets stop a looping network; batched runs equal one-by-one runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from npi_runtime import api
+from npi_runtime.executor import (
+    DEPTH_BUDGET,
+    ENV_ERROR,
+    OK,
+    STEP_BUDGET,
+    NeuralExecutor,
+    StepKernel,
+)
+
+
+def _forced(model, program: str, args: tuple[int, int, int]):
+    """Make the network always call `program` with `args` and never return."""
+    c = model.config
+    with torch.no_grad():
+        out = model.heads[2]
+        out.weight.zero_()
+        out.bias.zero_()
+        out.bias[0] = -50.0  # never end
+        out.bias[1 : 1 + c.key_dim] = 0.0
+        out.bias[1] = 1.0  # the key is the first unit vector
+        model.memory.keys.zero_()
+        model.memory.keys[model.memory.index(program), 0] = 50.0
+        for i, a in enumerate(args):
+            out.bias[1 + c.key_dim + i * c.arg_range + a] = 50.0
+
+
+def _envs(checked, runner, values):
+    envs = []
+    for v in values:
+        env = runner.new_env()
+        env.reset(runner.parse_input(v))
+        envs.append(env)
+    return envs
+
+
+def test_step_budget_stops_a_network_that_loops(programs_dir: Path) -> None:
+    checked = api.load_program(programs_dir / "addition.npi")
+    runner = api.task_runner(checked)
+    model = api.new_model(checked)
+    _forced(model, "ACT", (1, 3, 7))  # WRITE(out, 7) forever
+    ex = NeuralExecutor(model, "scratchpad", max_steps=500, max_depth=10)
+    outs = ex.run(_envs(checked, runner, [["12", "34"], ["5", "6"]]), "addition.ADD")
+    assert [o.status for o in outs] == [STEP_BUDGET, STEP_BUDGET]
+    assert all(o.steps == 500 for o in outs)
+    assert "step budget 500" in outs[0].message and "ADD" in outs[0].message
+
+
+def test_depth_budget_stops_runaway_calls(programs_dir: Path) -> None:
+    checked = api.load_program(programs_dir / "addition.npi")
+    runner = api.task_runner(checked)
+    model = api.new_model(checked)
+    _forced(model, "addition.ADD", (0, 0, 0))  # ADD calls ADD calls ADD ...
+    ex = NeuralExecutor(model, "scratchpad", max_steps=10_000, max_depth=40)
+    (o,) = ex.run(_envs(checked, runner, [["1", "2"]]), "addition.ADD")
+    assert o.status == DEPTH_BUDGET and o.max_depth == 40 and o.steps == 41
+
+
+def test_illegal_action_is_reported(programs_dir: Path) -> None:
+    checked = api.load_program(programs_dir / "addition.npi")
+    runner = api.task_runner(checked)
+    model = api.new_model(checked)
+    _forced(model, "ACT", (0, 0, 0))  # MOVE(in1, LEFT) until it falls off the pad
+    (o,) = NeuralExecutor(model, "scratchpad").run(_envs(checked, runner, [["1", "2"]]),
+                                                     "addition.ADD")
+    assert o.status == ENV_ERROR and "ACT[0, 0, 0]" in o.message
+
+
+def test_batched_equals_one_by_one(trained, copy_file: Path) -> None:
+    checked = api.load_program(copy_file)
+    runner = api.task_runner(checked)
+    values = [["1", "0"], ["987", "1"], ["55555", "2"], ["120034", "3"]]
+    ex = NeuralExecutor(trained.model, "scratchpad")
+    together = _envs(checked, runner, values)
+    outs = ex.run(together, "copy.COPY", record=True)
+    for v, env, o in zip(values, together, outs, strict=True):
+        (alone,) = ex.run(single := _envs(checked, runner, [v]), "copy.COPY", record=True)
+        assert o.status == alone.status == OK
+        assert o.decisions == alone.decisions
+        assert runner.result(env) == runner.result(single[0])
+
+
+def test_kernel_matches_the_model(programs_dir: Path) -> None:
+    checked = api.load_program(programs_dir / "addition.npi")
+    model = api.new_model(checked, seed=3)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    k = StepKernel(model, "scratchpad")
+    obs = [(1, 2, 10, 3), (10, 10, 1, 4), (0, 9, 10, 10)]
+    args = np.array([[0, 0, 0], [1, 2, 3], [9, 9, 9]])
+    progs = np.array([1, 3, 4])
+    hc = np.random.default_rng(0).normal(size=k.zero_state(3).shape).astype(np.float32)
+    out, new = k(k.features(obs, args), progs, hc)
+    with torch.no_grad():
+        states = model.encode("scratchpad", torch.tensor(obs), torch.tensor(args))
+        h0, c0 = torch.from_numpy(hc[0::2].copy()), torch.from_numpy(hc[1::2].copy())
+        end, scores, arg_logits, (h, c) = model.step(states, torch.tensor(progs), (h0, c0))
+    ref = torch.cat([end[:, None], scores, arg_logits.reshape(3, -1)], 1).numpy()
+    assert np.abs(ref - out).max() < 1e-4
+    assert np.abs(h.numpy() - new[0::2]).max() < 1e-5
+    assert np.abs(c.numpy() - new[1::2]).max() < 1e-5
