@@ -12,11 +12,13 @@ the CLI draws a rich progress display and a notebook can do what it likes.
   executes perfectly stop taking most of the time. Frames the network got wrong at their
   last pass come `hard_repeat` extra times, so the last rare mistakes (a digit sum seen a
   few dozen times in 80,000 steps) get fixed before the learning rate has decayed away.
-* Adam; the learning rate decays by `lr_decay` each epoch down to `min_lr`; gradient norm
-  clipping.
-* Validation after every epoch: closed-loop exact match (result and trace) and teacher-forced
-  step accuracy on inputs longer than the training ones, drawn with their own seed. Training
-  stops once validation has been perfect `patience` times in a row, or after `max_epochs`.
+* Adam; a linear warm-up, then the learning rate decays by `lr_decay` every `decay_steps`
+  optimizer steps down to `min_lr` (by steps, not epochs, so that a set of 100 traces and
+  one of 5,000 get the same schedule); gradient norm clipping.
+* Validation after every epoch: closed-loop exact match (result and trace) and
+  teacher-forced step accuracy on inputs longer than the training ones, drawn with their own
+  seed. Training stops once validation has been perfect `patience` times in a row, or after
+  `max_epochs` epochs or `max_steps` optimizer steps.
 * Checkpoints at every epoch end and every `checkpoint_seconds` within an epoch; `--resume`
   continues from the last one exactly as the uninterrupted run would have (same weights).
 * Determinism: same seed, same data, same thread count -> same weights.
@@ -48,10 +50,12 @@ class TrainConfig:
     """How `npi train` trains. The defaults are what `npi train` and `npi demo` use."""
 
     seed: int = 0
-    max_epochs: int = 40
+    max_epochs: int = 400
+    max_steps: int = 5000  # optimizer steps; training stops at whichever limit comes first
     batch_frames: int = 128  # frames per batch (a few hundred steps)
     lr: float = 3e-3
-    lr_decay: float = 0.85  # per epoch
+    lr_decay: float = 0.85  # per `decay_steps` optimizer steps (about an epoch of addition)
+    decay_steps: int = 100
     warmup_steps: int = 400  # linear warm-up of the learning rate
     min_lr: float = 1e-4
     clip: float = 1.0  # gradient norm
@@ -133,13 +137,14 @@ class Trainer:
                 self.order = self._epoch_order()
                 self.batch_in_epoch = 0
                 self.epoch_stats = StepStats()
-            lr = max(c.lr * c.lr_decay**self.epoch, c.min_lr)
             self.model.train()
+            lr = max(c.lr * c.lr_decay ** (self.step / c.decay_steps), c.min_lr)
             n_batches = (self.order.numel() + c.batch_frames - 1) // c.batch_frames
-            while self.batch_in_epoch < n_batches:
+            while self.batch_in_epoch < n_batches and self.step < c.max_steps:
                 lo = self.batch_in_epoch * c.batch_frames
                 batch = self.frames.pack(self.order[lo : lo + c.batch_frames])
                 warm = min(1.0, (self.step + 1) / c.warmup_steps) if c.warmup_steps else 1.0
+                lr = max(c.lr * c.lr_decay ** (self.step / c.decay_steps), c.min_lr)
                 for g in self.optimizer.param_groups:
                     g["lr"] = lr * warm
                 loss, stats = npi_loss(self.model, self.frames, batch)
@@ -179,8 +184,9 @@ class Trainer:
             self.order = None
             if self.perfect_streak >= c.patience:
                 self.stopped = f"validation perfect {c.patience} times in a row"
-            elif self.epoch >= c.max_epochs:
-                self.stopped = f"reached {c.max_epochs} epochs"
+            elif self.epoch >= c.max_epochs or self.step >= c.max_steps:
+                self.stopped = (f"reached {c.max_steps} steps" if self.step >= c.max_steps
+                                else f"reached {c.max_epochs} epochs")
             self.on_event("epoch", record)
             self.save()
             last_ckpt = time.perf_counter()

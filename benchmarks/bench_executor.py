@@ -1,0 +1,105 @@
+"""Neural executor speed: time per step with one instance, throughput with 1, 16 and 256.
+
+Beside it, the ceiling measured in the same run: a bare `torch.nn.LSTM` of the model's size
+stepping the same batch (one call per step, state carried), as the issue defines it.
+
+    python benchmarks/bench_executor.py [RUN_DIR] [--steps N]
+
+Without RUN_DIR it trains nothing: it uses a model whose weights are set to keep ADD1 ->
+WRITE looping, so every instance runs exactly N steps (the cost of a step does not depend on
+what the weights are). With RUN_DIR (an addition run), it runs the trained model on
+1000-digit sums, cut at N steps. Threads: torch 1, numpy's BLAS as installed (docs/results.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+
+import torch
+
+from npi_dsl.bundled import program_path
+from npi_runtime import api
+from npi_runtime.executor import NeuralExecutor
+
+
+def looping_model(checked):
+    """A model that calls ACT WRITE(out, 7) forever (no return): a fixed-length workload."""
+    model = api.new_model(checked)
+    c = model.config
+    with torch.no_grad():
+        out = model.heads[2]
+        out.weight.mul_(0.01)
+        out.bias.zero_()
+        out.bias[0] = -50.0
+        out.bias[1] = 1.0
+        model.memory.keys.zero_()
+        model.memory.keys[model.memory.index("ACT"), 0] = 50.0
+        for i, a in enumerate((1, 3, 7)):
+            out.bias[1 + c.key_dim + i * c.arg_range + a] = 50.0
+    return model
+
+
+def bench_executor(model, checked, batch: int, steps: int, repeats: int = 3) -> float:
+    """Best seconds per batched step over `repeats` runs of `steps` steps."""
+    runner = api.task_runner(checked)
+    ex = NeuralExecutor(model, checked.env_name, max_steps=steps, max_depth=10_000)
+    best = float("inf")
+    for r in range(repeats):
+        envs = []
+        for i in range(batch):
+            env = runner.new_env()
+            env.reset(runner.sample_input(random.Random(1000 * r + i), 1000))
+            envs.append(env)
+        t = time.perf_counter()
+        outs = ex.run(envs, runner.task.entry)
+        dt = time.perf_counter() - t
+        n = max(o.steps for o in outs)
+        best = min(best, dt / n)
+    return best
+
+
+@torch.inference_mode()
+def bench_lstm(hidden: int, layers: int, batch: int, steps: int, repeats: int = 3) -> float:
+    lstm = torch.nn.LSTM(hidden, hidden, num_layers=layers)
+    x = torch.randn(1, batch, hidden)
+    best = float("inf")
+    for _ in range(repeats):
+        h = torch.zeros(layers, batch, hidden)
+        c = torch.zeros(layers, batch, hidden)
+        t = time.perf_counter()
+        for _ in range(steps):
+            _, (h, c) = lstm(x, (h, c))
+        best = min(best, (time.perf_counter() - t) / steps)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run_dir", nargs="?", help="a trained addition run (optional)")
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    checked = api.load_program(program_path("addition"))
+    model = api.load_model(a.run_dir, checked) if a.run_dir else looping_model(checked)
+    c = model.config
+    print(f"model: {c.layers}x{c.hidden} LSTM, {'trained ' + a.run_dir if a.run_dir else 'looping'}"
+          f"; torch threads {a.threads}")
+    print(f"{'instances':>9} | {'ms/step':>8} | {'inst-steps/s':>12} | {'x one':>6} | "
+          f"{'nn.LSTM ms/step':>15} | {'nn.LSTM inst-steps/s':>20} | {'of ceiling':>10}")
+    one = None
+    for batch in (1, 16, 256):
+        steps = a.steps if batch < 256 else max(200, a.steps // 4)
+        t = bench_executor(model, checked, batch, steps)
+        ceiling = bench_lstm(c.hidden, c.layers, batch, min(steps, 500))
+        rate = batch / t
+        one = one or rate
+        print(f"{batch:>9} | {t * 1e3:>8.3f} | {rate:>12,.0f} | {rate / one:>6.1f} | "
+              f"{ceiling * 1e3:>15.3f} | {batch / ceiling:>20,.0f} | "
+              f"{rate / (batch / ceiling):>9.2f}x")
+
+
+if __name__ == "__main__":
+    main()
