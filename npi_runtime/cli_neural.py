@@ -325,10 +325,12 @@ def demo(
         _report_error(e)
     display.close()
     _print_verify_table(report, "NPI on addition, trained on 1-20 digits")
+    from npi_dsl.bundled import program_path
+
     err.print(f"wrote {out_dir}/traces.jsonl.gz, {out_dir}/model/, {out_dir}/verify.json and "
               f"{out_dir}/generalization.png; check the model yourself with: npi verify "
-              f"{out_dir}/model <addition.npi> --lengths 1000 --count 20", markup=False,
-              highlight=False)
+              f"{out_dir}/model {program_path('addition')} --lengths 1000 --count 20",
+              markup=False, highlight=False)
     if not report.passed(1.0):
         raise typer.Exit(1)
 
