@@ -119,7 +119,8 @@ def train(
     seed: Annotated[int, typer.Option("--seed", "-s", min=0, help="Seed of the weights "
                                       "and the data order.")] = 0,
     epochs: Annotated[int | None, typer.Option(
-        "--epochs", min=1, help="At most this many epochs (default 40).",
+        "--epochs", min=1, help="At most this many epochs (default 400; training also "
+        "stops after 5000 optimizer steps).",
         show_default=False)] = None,
     hidden: Annotated[int | None, typer.Option(
         "--hidden", min=8, help="LSTM units per layer (default 128; the paper used 256). "
