@@ -56,3 +56,15 @@ def task_or_exit(checked: Checked, task: str | None) -> TaskInfo:
         return checked.task(task)
     except ValueError as e:
         fail(str(e), code=2)
+
+
+def check_lengths(text: str) -> str:
+    """A --length/--lengths callback: a malformed value is a usage error naming the option."""
+    from npi_dsl.compile import parse_lengths
+
+    try:
+        parse_lengths(text)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    return text
+

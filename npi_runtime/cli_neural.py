@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from npi_runtime.cli_common import err, fail, load_or_exit, out, task_or_exit
+from npi_runtime.cli_common import check_lengths, err, fail, load_or_exit, out, task_or_exit
 
 _FILE = Annotated[Path, typer.Argument(help="The .npi program file.", exists=True,
                                        dir_okay=False, show_default=False)]
@@ -22,15 +22,6 @@ _TASK = Annotated[str | None, typer.Option(
     "--task", "-t", help="The task; may be left out when the file defines one task.",
     show_default=False)]
 
-
-def _check_lengths(text: str) -> str:
-    from npi_dsl.compile import parse_lengths
-
-    try:
-        parse_lengths(text)
-    except ValueError as e:
-        raise typer.BadParameter(str(e)) from None
-    return text
 
 
 def _quiet_threads() -> None:
@@ -131,7 +122,7 @@ def train(
     val_lengths: Annotated[str | None, typer.Option(
         "--val-lengths", help="Validation lengths, A..B or a comma list (default: 2L+3 and "
         "5L+3 for the longest training length L).", callback=lambda v: v if v is None
-        else _check_lengths(v), show_default=False)] = None,
+        else check_lengths(v), show_default=False)] = None,
 ) -> None:
     """Train an NPI on traces of a task (teacher-forced, batched frames, resumable).
 
@@ -232,7 +223,7 @@ def verify(
     file: _FILE,
     lengths: Annotated[str, typer.Option(
         "--lengths", "-l", help="Input lengths: A..B or a comma list such as 10,100,1000.",
-        callback=_check_lengths)] = "10,100,1000",
+        callback=check_lengths)] = "10,100,1000",
     count: Annotated[int, typer.Option("--count", "-n", min=1, help="Inputs per length.")] = 20,
     seed: Annotated[int, typer.Option("--seed", "-s", min=0, help="Seed of the inputs.")] = 0,
     task: _TASK = None,

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from npi_runtime.cli_common import err, fail, load_or_exit, out, task_or_exit
+from npi_runtime.cli_common import check_lengths, err, fail, load_or_exit, out, task_or_exit
 
 _BIG_INT_DIGITS = 4000  # JSON integers longer than this are kept as digit strings
 
@@ -169,22 +169,12 @@ def _short(value: Any, limit: int = 100) -> str:
     return text
 
 
-def _check_lengths(text: str) -> str:
-    """--length callback: a malformed value is a usage error naming the option (exit 2)."""
-    from npi_dsl.compile import parse_lengths
-
-    try:
-        parse_lengths(text)
-    except ValueError as e:
-        raise typer.BadParameter(str(e)) from None
-    return text
-
 
 def compile_traces(
     file: _FILE,
     length: Annotated[str, typer.Option(
         "--length", "-l", help="Input lengths: A..B (inclusive) or a comma list such as "
-        "5,10,20.", show_default=False, callback=_check_lengths)],
+        "5,10,20.", show_default=False, callback=check_lengths)],
     task: _TASK = None,
     count: Annotated[int, typer.Option(
         "--count", "-n", min=1, help="Traces per length.")] = 1,

@@ -23,7 +23,9 @@ from npi_dsl.envs.base import (
     Environment,
     ObsSlot,
     QuerySpec,
+    RebuiltOnCopy,
     Vocabulary,
+    describe_value,
 )
 
 LEFT = 0
@@ -34,7 +36,7 @@ MOVE = 0
 SWAP = 1
 
 
-class ArrayEnv(Environment):
+class ArrayEnv(RebuiltOnCopy, Environment):
     """Bubble sort's array: N digits, pointers p1, p2, p3."""
 
     name = "array"
@@ -217,11 +219,12 @@ class ArrayEnv(Environment):
         if not isinstance(value, (list, tuple)) or not value:
             raise EnvError(
                 "array input must be a non-empty JSON list of digits 0..9, e.g. [3, 1, 2]; "
-                f"got {_describe(value)}"
+                f"got {describe_value(value)}"
             )
         for i, v in enumerate(value):
             if type(v) is not int or not 0 <= v <= 9:
-                raise EnvError(f"array input must hold digits 0..9: element {i} is {_describe(v)}")
+                raise EnvError(
+                    f"array input must hold digits 0..9: element {i} is {describe_value(v)}")
         return list(value)
 
     def sample_input(self, rng: random.Random, length: int) -> JSON:
@@ -298,26 +301,3 @@ class ArrayEnv(Environment):
         self._cells[:] = cells
         self._q[:] = q
         self._refresh()
-
-    # ---- copying and pickling (the closures must not be shared between copies)
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), dict(self.config), self.snapshot()))
-
-    def __copy__(self) -> ArrayEnv:
-        return _rebuild(type(self), dict(self.config), self.snapshot())
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> ArrayEnv:
-        return self.__copy__()
-
-
-def _rebuild(cls: type[Environment], config: dict[str, int], state: Any) -> Any:
-    env = cls(**config)
-    env.restore(state)
-    return env
-
-
-def _describe(value: Any) -> str:
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{type(value).__name__} {text}"

@@ -200,3 +200,35 @@ class Environment(ABC):
 
     @abstractmethod
     def restore(self, state: Any) -> None: ...
+
+
+class RebuiltOnCopy:
+    """Mixin: copies and pickles rebuild a fresh instance from the config and a snapshot.
+
+    Environments that hand out per-instance closures (fast `observe`/`act`) must not share
+    them between copies.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), dict(self.config), self.snapshot()))  # type: ignore
+
+    def __copy__(self) -> Any:
+        return _rebuild(type(self), dict(self.config), self.snapshot())  # type: ignore
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return self.__copy__()
+
+
+def _rebuild(cls: type[Environment], config: dict[str, int], state: Any) -> Any:
+    env = cls(**config)
+    env.restore(state)
+    return env
+
+
+def describe_value(value: Any) -> str:
+    """`type repr` of a user-given value, shortened, for error messages about inputs."""
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}"
+

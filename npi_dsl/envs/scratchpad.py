@@ -25,7 +25,9 @@ from npi_dsl.envs.base import (
     Environment,
     ObsSlot,
     QuerySpec,
+    RebuiltOnCopy,
     Vocabulary,
+    describe_value,
 )
 
 LEFT = 0
@@ -101,7 +103,7 @@ def _sample_number(rng: random.Random, digits: int) -> str:
     return str(rng.randrange(1, 10)) + "".join(rng.choices("0123456789", k=digits - 1))
 
 
-class ScratchpadEnv(Environment):
+class ScratchpadEnv(RebuiltOnCopy, Environment):
     """Addition on a 4-row scratch pad: rows in1, in2, carry, out."""
 
     name = "scratchpad"
@@ -244,7 +246,7 @@ class ScratchpadEnv(Environment):
         if not isinstance(value, (list, tuple)) or len(value) != 2:
             raise EnvError(
                 "scratchpad input must be a JSON list of two non-negative decimal numbers, "
-                f'e.g. ["96", "125"] or [96, 125]; got {_describe(value)}'
+                f'e.g. ["96", "125"] or [96, 125]; got {describe_value(value)}'
             )
         return [_parse_number(value[0], "first"), _parse_number(value[1], "second")]
 
@@ -326,26 +328,3 @@ class ScratchpadEnv(Environment):
         pos[:] = state[4]
         self._ncols[0] = len(state[0])
         self._cur[:] = [r0[pos[0]], r1[pos[1]], r2[pos[2]], r3[pos[3]]]
-
-    # ---- copying and pickling (the closures must not be shared between copies)
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), dict(self.config), self.snapshot()))
-
-    def __copy__(self) -> ScratchpadEnv:
-        return _rebuild(type(self), dict(self.config), self.snapshot())
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> ScratchpadEnv:
-        return self.__copy__()
-
-
-def _rebuild(cls: type[Environment], config: dict[str, int], state: Any) -> Any:
-    env = cls(**config)
-    env.restore(state)
-    return env
-
-
-def _describe(value: Any) -> str:
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{type(value).__name__} {text}"
