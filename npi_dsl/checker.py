@@ -352,11 +352,7 @@ class _Checker:
         action_names = {a.name for a in vocab.actions}
         for decl in info.module.decls:
             if isinstance(decl, ast.Const):
-                if self._bad_name(info, decl.name, decl.name_span):
-                    continue
-                if decl.name in seen_const:
-                    self._dup(info, "constant", decl.name, decl.name_span,
-                              seen_const[decl.name].name_span)
+                if not self._new_definition(info, "constant", decl, seen_const):
                     continue
                 if decl.name in vocab.names:
                     self.error(info.path, decl.name_span, "E204",
@@ -373,11 +369,7 @@ class _Checker:
                                "use numbers, true/false, other constants and operators "
                                "(no queries; no division by zero)")
             elif isinstance(decl, ast.Program):
-                if self._bad_name(info, decl.name, decl.name_span):
-                    continue
-                if decl.name in seen_prog:
-                    self._dup(info, "program", decl.name, decl.name_span,
-                              seen_prog[decl.name].name_span)
+                if not self._new_definition(info, "program", decl, seen_prog):
                     continue
                 if decl.name in action_names:
                     self.error(info.path, decl.name_span, "E204",
@@ -403,11 +395,7 @@ class _Checker:
                                                decl, info)
                 info.scope[decl.name] = q
             elif isinstance(decl, ast.Task):
-                if self._bad_name(info, decl.name, decl.name_span):
-                    continue
-                if decl.name in seen_task:
-                    self._dup(info, "task", decl.name, decl.name_span,
-                              seen_task[decl.name].name_span)
+                if not self._new_definition(info, "task", decl, seen_task):
                     continue
                 seen_task[decl.name] = decl
 
@@ -427,6 +415,16 @@ class _Checker:
                 info.scope[name] = next(iter(qs))
             else:
                 info.ambiguous[name] = tuple(sorted(qs))
+
+    def _new_definition(self, info: FileInfo, what: str,
+                        decl: ast.Const | ast.Program | ast.Task, seen: dict) -> bool:
+        """False (and reported) when `decl`'s name is a keyword or already defined."""
+        if self._bad_name(info, decl.name, decl.name_span):
+            return False
+        if decl.name in seen:
+            self._dup(info, what, decl.name, decl.name_span, seen[decl.name].name_span)
+            return False
+        return True
 
     def _bad_name(self, info: FileInfo, name: str, span: ast.Span) -> bool:
         if name in KEYWORDS:
