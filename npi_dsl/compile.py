@@ -14,7 +14,7 @@ import json
 import random
 import re
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,8 @@ from npi_dsl.interpreter import TaskRunner
 
 #: the most traces one length may ask for, and the longest length (sanity limits for typos)
 MAX_LENGTH = 10_000_000
+#: `npi compile --cover`: candidate inputs per trace when --pool is not given
+DEFAULT_POOL = 64
 
 _RANGE = re.compile(r"^\s*(\d+)\s*\.\.\s*(\d+)\s*$")
 
@@ -139,3 +141,123 @@ class TraceStats:
                 "distinct_observations": len(st.observations) if st.frames else None,
             })
         return rows
+
+
+# ---------------------------------------------------------------- coverage-driven inputs
+
+#: a decision context: (qualified program, its 3 arguments, the observation)
+Context = tuple[str, tuple[int, ...], tuple[int, ...]]
+
+
+def cover_seed(seed: int, length: int, index: int, candidate: int) -> int:
+    """The seed of candidate `candidate` for trace `index` of length `length` (63 bits).
+
+    Candidate 0 is the plain compile's trace (`trace_seed`), so `--pool 1` writes the same
+    traces as a compile without `--cover`.
+    """
+    if candidate == 0:
+        return trace_seed(seed, length, index)
+    digest = hashlib.blake2b(f"npi-cover/{seed}/{length}/{index}/{candidate}".encode(),
+                             digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
+def decision_contexts(record: dict[str, Any] | str,
+                      programs: frozenset[str] | None = None) -> set[Context]:
+    """What the network sees at each decision of a trace: the frame's program (qualified
+    name), its arguments and the observation, one context per step (as a set).
+
+    With `programs`, only the steps of frames running those programs (bare or qualified
+    names) count.
+    """
+    if isinstance(record, str):
+        record = json.loads(record)
+    qualified: dict[str, str] = {}
+    ambiguous: set[str] = set()
+    for q in record["programs"]:
+        bare = q.rpartition(".")[2]
+        if bare in qualified:
+            ambiguous.add(bare)
+        qualified[bare] = q
+    for bare in ambiguous:  # two files define the same bare name: keep what the step says
+        qualified[bare] = bare
+    contexts: set[Context] = set()
+    add = contexts.add
+    for s in record["steps"]:
+        p = s["program"]
+        q = qualified.get(p, p)
+        if programs is None or p in programs or q in programs:
+            add((q, tuple(s["args"]), tuple(s["obs"])))
+    return contexts
+
+
+@dataclass
+class CoverPick:
+    """One trace a coverage-driven compile chose: its line and what it added."""
+
+    seed: int
+    value: JSON
+    line: str
+    steps: int
+    candidate: int  # its index in the slot's pool (0 is the plain compile's input)
+    new: int  # decision contexts it covered that no earlier trace had
+
+
+class Coverage:
+    """The decision contexts covered so far, overall and per program."""
+
+    def __init__(self) -> None:
+        self.contexts: set[Context] = set()
+        self.per_program: dict[str, int] = defaultdict(int)
+
+    def __len__(self) -> int:
+        return len(self.contexts)
+
+    def new_in(self, contexts: set[Context]) -> int:
+        return len(contexts - self.contexts)
+
+    def add(self, contexts: set[Context]) -> int:
+        """Mark contexts covered; returns how many were new."""
+        fresh = contexts - self.contexts
+        self.contexts |= fresh
+        for program, _, _ in fresh:
+            self.per_program[program] += 1
+        return len(fresh)
+
+
+def cover_picks(runner: TaskRunner, lengths: list[int], count: int, seed: int, pool: int,
+                coverage: Coverage | None = None,
+                programs: frozenset[str] | None = None,
+                on_candidate: Callable[[int, JSON], None] | None = None) -> Iterator[CoverPick]:
+    """The traces of a coverage-driven compile, in output order (greedy, deterministic).
+
+    For every trace slot (length, index) `pool` candidate inputs are drawn, candidate j from
+    `cover_seed(seed, length, index, j)`, and the reference runs on each. The slot keeps the
+    candidate whose trace adds the most decision contexts (`decision_contexts`) not covered
+    by the traces kept before it; ties go to the lowest candidate index. Raises
+    NpiRuntimeError on a bad run of any candidate.
+    """
+    if pool < 1:
+        raise ValueError(f"the pool must hold at least 1 candidate, got {pool}")
+    if coverage is None:
+        coverage = Coverage()
+    sample = runner.sample_input
+    parse = runner.parse_input
+    run_line = runner.run_line
+    for length in lengths:
+        for index in range(count):
+            best: tuple[int, int, int, JSON, str, int, set[Context]] | None = None
+            for j in range(pool):
+                s = cover_seed(seed, length, index, j)
+                value = parse(sample(random.Random(s), length))
+                if on_candidate is not None:
+                    on_candidate(s, value)
+                line = run_line(value, s, normalized=True)
+                contexts = decision_contexts(line, programs)
+                new = coverage.new_in(contexts)
+                if best is None or new > best[0]:
+                    best = (new, j, s, value, line, runner.last_steps, contexts)
+            assert best is not None
+            new, j, s, value, line, steps, contexts = best
+            coverage.add(contexts)
+            yield CoverPick(seed=s, value=value, line=line, steps=steps, candidate=j, new=new)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -187,6 +188,18 @@ def compile_traces(
     stats: Annotated[bool, typer.Option(
         "--stats", help="Print per-program statistics (steps per frame, calls, distinct "
         "observations) on stderr.")] = False,
+    cover: Annotated[bool, typer.Option(
+        "--cover", help="Coverage-driven inputs: for each trace draw --pool candidate inputs, "
+        "run them all and keep the one whose trace adds the most decision contexts "
+        "(program, arguments, observation) that no earlier trace covered; ties go to the "
+        "first candidate.")] = False,
+    pool: Annotated[int | None, typer.Option(
+        "--pool", min=1, help="With --cover: candidate inputs per trace (default 64; 1 "
+        "gives the traces of a compile without --cover).", show_default=False)] = None,
+    cover_programs: Annotated[str | None, typer.Option(
+        "--cover-programs", help="With --cover: count only the decision contexts of these "
+        "programs (a comma list of names, e.g. ADD1,CARRY; default: every program).",
+        show_default=False)] = None,
     max_steps: _MAX_STEPS = 5_000_000,
     max_depth: _MAX_DEPTH = 20_000,
 ) -> None:
@@ -196,10 +209,20 @@ def compile_traces(
 
     Nothing is written then, and an existing output file is left as it was.
     """
-    from npi_dsl.compile import TraceStats, iter_inputs, parse_lengths
+    from npi_dsl.compile import (
+        DEFAULT_POOL,
+        Coverage,
+        TraceStats,
+        cover_picks,
+        iter_inputs,
+        parse_lengths,
+    )
     from npi_dsl.interpreter import NpiRuntimeError
     from npi_dsl.trace import TraceWriter
 
+    if not cover and (pool is not None or cover_programs is not None):
+        given = "--pool" if pool is not None else "--cover-programs"
+        fail(f"{given} chooses among candidate inputs and needs --cover", code=2)
     lengths = parse_lengths(length)
     if output != "-":
         target = Path(output)
@@ -209,9 +232,12 @@ def compile_traces(
             fail(f"-o {output}: the directory {str(target.parent)!r} does not exist", code=2)
     checked = load_or_exit(file)
     info = task_or_exit(checked, task)
+    focus = _cover_programs_or_exit(checked, info, cover_programs) if cover else None
     runner = _compile_runner(checked, info.name, max_steps, max_depth)
     total = len(lengths) * count
     collector = TraceStats() if stats else None
+    coverage = Coverage() if cover else None
+    last_new = 0
     progress = None
     if err.is_terminal:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -232,10 +258,26 @@ def compile_traces(
             if progress is not None:
                 progress.start()
             run_line = runner.run_line
-            for k, (s, value) in enumerate(iter_inputs(runner, lengths, count, seed)):
-                current = (s, value)
-                line = run_line(value, s, normalized=True)
-                steps += runner.last_steps
+            def plain() -> Iterator[tuple[str, int, int]]:
+                nonlocal current
+                for s, value in iter_inputs(runner, lengths, count, seed):
+                    current = (s, value)
+                    yield run_line(value, s, normalized=True), runner.last_steps, 0
+
+            def covered() -> Iterator[tuple[str, int, int]]:
+                def trying(s: int, value: Any) -> None:
+                    nonlocal current
+                    current = (s, value)
+
+                for p in cover_picks(runner, lengths, count, seed,
+                                     DEFAULT_POOL if pool is None else pool, coverage, focus,
+                                     on_candidate=trying):
+                    yield p.line, p.steps, p.new
+
+            lines = plain() if coverage is None else covered()
+            for k, (line, n_steps, new) in enumerate(lines):
+                steps += n_steps
+                last_new = new
                 writer.write(line)
                 if collector is not None:
                     collector.add(line)
@@ -264,6 +306,42 @@ def compile_traces(
               f"in {seconds:.2f} s", markup=False, highlight=False)
     if collector is not None:
         _print_stats(collector)
+    if coverage is not None:
+        _print_coverage(coverage, last_new, full=stats)
+
+
+def _cover_programs_or_exit(checked: Any, info: Any, names: str | None) -> frozenset[str] | None:
+    """--cover-programs: the qualified names it picks among the task's programs (exit 2 on an
+    unknown name); None for every program."""
+    if names is None:
+        return None
+    reachable = {checked.bare(q): q for q in info.programs}
+    chosen = []
+    for name in (n.strip() for n in names.split(",")):
+        if not name:
+            fail(f"--cover-programs {names!r}: expected a comma list of program names, "
+                 "e.g. ADD1,CARRY", code=2)
+        q = name if name in info.programs else reachable.get(name)
+        if q is None:
+            fail(f"--cover-programs: task `{info.name}` runs no program {name!r} (it runs: "
+                 f"{', '.join(sorted(reachable))})", code=2)
+        chosen.append(q)
+    return frozenset(chosen)
+
+
+def _print_coverage(coverage: Any, last_new: int, full: bool) -> None:
+    err.print(f"covered {len(coverage):,} decision contexts; the last trace added "
+              f"{last_new:,}", markup=False, highlight=False)
+    if not full:
+        return
+    from rich.table import Table
+
+    table = Table(title="decision contexts covered (--cover)", title_justify="left")
+    table.add_column("program", justify="left")
+    table.add_column("contexts", justify="right")
+    for program, n in sorted(coverage.per_program.items()):
+        table.add_row(program, f"{n:,}")
+    err.print(table)
 
 
 def _print_stats(collector: Any) -> None:
