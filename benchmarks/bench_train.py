@@ -61,7 +61,7 @@ def main() -> None:
     traces = api.compile_traces(checked, lengths=range(1, 21), count=32, seed=1)
     t_compile = time.perf_counter() - t
     h = a.hidden
-    config = NPIConfig(hidden=h, core_hidden=h, program_dim=h, head_hidden=h)
+    config = NPIConfig.sized(h)
     model = api.new_model(checked, config)
     t = time.perf_counter()
     frames = build_frameset(traces, model.memory.names, model.encoders["scratchpad"])

@@ -114,7 +114,7 @@ def train(
         "stops after 5000 optimizer steps).",
         show_default=False)] = None,
     hidden: Annotated[int | None, typer.Option(
-        "--hidden", min=8, help="LSTM units per layer (default 128; the paper used 256). "
+        "--hidden", min=8, help="LSTM units per layer (default 256, the paper's). "
         "Also sizes the core, program embeddings and heads.", show_default=False)] = None,
     threads: Annotated[int | None, typer.Option(
         "--threads", min=1, help="torch threads (default 1; see docs/training.md).",
@@ -150,8 +150,7 @@ def train(
         tc.threads = threads
     if val_lengths is not None:
         tc.val_lengths = tuple(parse_lengths(val_lengths))
-    mc = NPIConfig() if hidden is None else NPIConfig(
-        hidden=hidden, core_hidden=hidden, program_dim=hidden, head_hidden=hidden)
+    mc = NPIConfig() if hidden is None else NPIConfig.sized(hidden)
     run_dir = resume if resume is not None else output
     assert run_dir is not None
     display = _TrainDisplay()

@@ -28,26 +28,32 @@ LEAK = 0.1
 
 @dataclass
 class NPIConfig:
-    """Model sizes: the paper's 2-layer LSTM, at 128 units by default (the paper used 256).
+    """Model sizes; the defaults are the paper's: a 2-layer LSTM of 256 units.
 
-    128 units learn every bundled task here and train about three times faster on a CPU
-    than 256 (docs/training.md); `NPIConfig.paper()` gives the paper's sizes.
+    The paper does not give K, P or the encoder's and MLPs' widths; P and the core's and
+    heads' hidden layers follow the LSTM (256), K is 32 ("much smaller than P"), the encoder
+    outputs 128 (docs/training.md).
     """
 
-    hidden: int = 128  # LSTM units per layer
+    hidden: int = 256  # LSTM units per layer
     layers: int = 2
     state_dim: int = 128  # the encoder's output s
     encoder_hidden: int = 128
-    program_dim: int = 128  # P, the program embedding
+    program_dim: int = 256  # P, the program embedding
     key_dim: int = 32  # K, "much smaller than P"
-    core_hidden: int = 128  # the core MLP's hidden layer
-    head_hidden: int = 128  # the heads' shared hidden layer
+    core_hidden: int = 256  # the core MLP's hidden layer
+    head_hidden: int = 256  # the heads' shared hidden layer
     arg_range: int = 10
 
     @classmethod
     def paper(cls) -> NPIConfig:
-        """The paper's core: 2 layers of 256 units (P = 256)."""
-        return cls(hidden=256, program_dim=256, core_hidden=256, head_hidden=256)
+        """The paper's core: 2 layers of 256 units (P = 256); the same as the defaults."""
+        return cls()
+
+    @classmethod
+    def sized(cls, hidden: int) -> NPIConfig:
+        """The defaults with the LSTM, P, and the core's and heads' hidden layers at `hidden`."""
+        return cls(hidden=hidden, program_dim=hidden, core_hidden=hidden, head_hidden=hidden)
 
     @classmethod
     def from_dict(cls, d: Mapping) -> NPIConfig:
