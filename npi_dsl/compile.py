@@ -225,22 +225,39 @@ class Coverage:
         return len(fresh)
 
 
+#: `--cover-score`: how a candidate's new decision contexts are weighed
+COVER_SCORES = ("count", "rarity")
+
+
 def cover_picks(runner: TaskRunner, lengths: list[int], count: int, seed: int, pool: int,
                 coverage: Coverage | None = None,
                 programs: frozenset[str] | None = None,
-                on_candidate: Callable[[int, JSON], None] | None = None) -> Iterator[CoverPick]:
+                on_candidate: Callable[[int, JSON], None] | None = None,
+                score: str = "count") -> Iterator[CoverPick]:
     """The traces of a coverage-driven compile, in output order (greedy, deterministic).
 
     For every trace slot (length, index) `pool` candidate inputs are drawn, candidate j from
     `cover_seed(seed, length, index, j)`, and the reference runs on each. The slot keeps the
     candidate whose trace adds the most decision contexts (`decision_contexts`) not covered
-    by the traces kept before it; ties go to the lowest candidate index. Raises
-    NpiRuntimeError on a bad run of any candidate.
+    by the traces kept before it; ties go to the lowest candidate index.
+
+    `score="rarity"` weighs every new context by 1 / (the number of candidates, in the pools
+    of all slots, whose trace has it), so rare contexts win over common ones that later
+    slots will meet anyway. It runs every candidate of every slot before choosing (their
+    contexts are kept as integer ids; the chosen candidates run again for their lines).
+
+    Raises NpiRuntimeError on a bad run of any candidate.
     """
     if pool < 1:
         raise ValueError(f"the pool must hold at least 1 candidate, got {pool}")
+    if score not in COVER_SCORES:
+        raise ValueError(f"unknown cover score {score!r} (known: {', '.join(COVER_SCORES)})")
     if coverage is None:
         coverage = Coverage()
+    if score == "rarity":
+        yield from _rarity_picks(runner, lengths, count, seed, pool, coverage, programs,
+                                 on_candidate)
+        return
     sample = runner.sample_input
     parse = runner.parse_input
     run_line = runner.run_line
@@ -261,3 +278,57 @@ def cover_picks(runner: TaskRunner, lengths: list[int], count: int, seed: int, p
             new, j, s, value, line, steps, contexts = best
             coverage.add(contexts)
             yield CoverPick(seed=s, value=value, line=line, steps=steps, candidate=j, new=new)
+
+
+def _rarity_picks(runner: TaskRunner, lengths: list[int], count: int, seed: int, pool: int,
+                  coverage: Coverage, programs: frozenset[str] | None,
+                  on_candidate: Callable[[int, JSON], None] | None) -> Iterator[CoverPick]:
+    sample = runner.sample_input
+    parse = runner.parse_input
+    run_line = runner.run_line
+    ids: dict[Context, int] = {}
+    frequency: list[int] = []  # by id: how many candidates have the context
+    slots: list[tuple[int, int, list[tuple[int, ...]]]] = []
+    for length in lengths:
+        for index in range(count):
+            candidates = []
+            for j in range(pool):
+                s = cover_seed(seed, length, index, j)
+                value = parse(sample(random.Random(s), length))
+                if on_candidate is not None:
+                    on_candidate(s, value)
+                own = []
+                for c in decision_contexts(run_line(value, s, normalized=True), programs):
+                    k = ids.get(c)
+                    if k is None:
+                        k = ids[c] = len(frequency)
+                        frequency.append(0)
+                    frequency[k] += 1
+                    own.append(k)
+                own.sort()
+                candidates.append(tuple(own))
+            slots.append((length, index, candidates))
+    weight = [1.0 / f for f in frequency]
+    context_of = list(ids)
+    covered = bytearray(len(frequency))
+    for c in coverage.contexts:  # contexts covered before this compile (a caller's Coverage)
+        k = ids.get(c)
+        if k is not None:
+            covered[k] = 1
+    for length, index, candidates in slots:
+        best_j, best_score = 0, -1.0
+        for j, own in enumerate(candidates):
+            total = 0.0
+            for k in own:
+                if not covered[k]:
+                    total += weight[k]
+            if total > best_score:
+                best_j, best_score = j, total
+        for k in candidates[best_j]:
+            covered[k] = 1
+        new = coverage.add({context_of[k] for k in candidates[best_j]})
+        s = cover_seed(seed, length, index, best_j)
+        value = parse(sample(random.Random(s), length))
+        line = run_line(value, s, normalized=True)
+        yield CoverPick(seed=s, value=value, line=line, steps=runner.last_steps,
+                        candidate=best_j, new=new)

@@ -200,6 +200,11 @@ def compile_traces(
         "--cover-programs", help="With --cover: count only the decision contexts of these "
         "programs (a comma list of names, e.g. ADD1,CARRY; default: every program).",
         show_default=False)] = None,
+    cover_score: Annotated[str | None, typer.Option(
+        "--cover-score", help="With --cover: how a candidate is scored. count (the default): "
+        "the number of new decision contexts; rarity: each new context weighs 1 / the number "
+        "of candidates, in every trace's pool, that have it (rare contexts first; runs every "
+        "candidate before choosing).", show_default=False)] = None,
     max_steps: _MAX_STEPS = 5_000_000,
     max_depth: _MAX_DEPTH = 20_000,
 ) -> None:
@@ -210,6 +215,7 @@ def compile_traces(
     Nothing is written then, and an existing output file is left as it was.
     """
     from npi_dsl.compile import (
+        COVER_SCORES,
         DEFAULT_POOL,
         Coverage,
         TraceStats,
@@ -220,9 +226,14 @@ def compile_traces(
     from npi_dsl.interpreter import NpiRuntimeError
     from npi_dsl.trace import TraceWriter
 
-    if not cover and (pool is not None or cover_programs is not None):
-        given = "--pool" if pool is not None else "--cover-programs"
-        fail(f"{given} chooses among candidate inputs and needs --cover", code=2)
+    if not cover:
+        for given, value in (("--pool", pool), ("--cover-programs", cover_programs),
+                             ("--cover-score", cover_score)):
+            if value is not None:
+                fail(f"{given} chooses among candidate inputs and needs --cover", code=2)
+    if cover_score is not None and cover_score not in COVER_SCORES:
+        fail(f"--cover-score {cover_score!r}: expected one of {', '.join(COVER_SCORES)}",
+             code=2)
     lengths = parse_lengths(length)
     if output != "-":
         target = Path(output)
@@ -271,7 +282,7 @@ def compile_traces(
 
                 for p in cover_picks(runner, lengths, count, seed,
                                      DEFAULT_POOL if pool is None else pool, coverage, focus,
-                                     on_candidate=trying):
+                                     on_candidate=trying, score=cover_score or "count"):
                     yield p.line, p.steps, p.new
 
             lines = plain() if coverage is None else covered()

@@ -133,6 +133,56 @@ def test_greedy_choice_most_new_contexts_lowest_index_on_ties() -> None:
     assert sum(coverage.per_program.values()) == len(coverage)
 
 
+def test_rarity_weighs_each_new_context_by_one_over_its_candidates() -> None:
+    runner = _runner(RECURSIVE, "add")
+    pool, lengths, count, seed = 5, [2, 3], 4, 3
+    add1 = frozenset({"ADD1"})
+    slots = [(length, i) for length in lengths for i in range(count)]
+    sets = []
+    for length, i in slots:
+        row = []
+        for j in range(pool):
+            s = cover_seed(seed, length, i, j)
+            value = runner.parse_input(runner.sample_input(random.Random(s), length))
+            row.append(decision_contexts(runner.run_line(value, s, normalized=True), add1))
+        sets.append(row)
+    frequency: dict = {}
+    for row in sets:
+        for contexts in row:
+            for c in contexts:
+                frequency[c] = frequency.get(c, 0) + 1
+    picks = list(cover_picks(runner, lengths, count, seed, pool, programs=add1,
+                             score="rarity"))
+    covered: set = set()
+    for row, pick in zip(sets, picks, strict=True):
+        scores = [sum(1 / frequency[c] for c in contexts - covered) for contexts in row]
+        best = max(scores)
+        assert pick.candidate == next(j for j, x in enumerate(scores) if x >= best - 1e-12)
+        assert pick.new == len(row[pick.candidate] - covered)
+        assert decision_contexts(pick.line, add1) == row[pick.candidate]
+        covered |= row[pick.candidate]
+
+
+def test_rarity_cli_is_deterministic_and_regenerable(tmp_path: Path) -> None:
+    args = (RECURSIVE, "-l", "3", "-n", "12", "-s", "2", "--cover", "--pool", "16",
+            "--cover-programs", "ADD1", "--cover-score", "rarity")
+    a, records, err = _compile(tmp_path, "a.jsonl.gz", *args)
+    b, _, _ = _compile(tmp_path, "b.jsonl.gz", *args)
+    assert a.read_bytes() == b.read_bytes()
+    total = len(_contexts(records, frozenset({"ADD1"})))
+    assert f"covered {total:,} decision contexts" in err
+    runner = _runner(RECURSIVE, "add")
+    for i, record in enumerate(records):
+        assert record["seed"] in {cover_seed(2, 3, i, j) for j in range(16)}
+        value = runner.sample_input(random.Random(record["seed"]), 3)
+        assert runner.parse_input(value) == record["input"]
+    one, _, _ = _compile(tmp_path, "one.jsonl.gz", RECURSIVE, "-l", "3", "-n", "12", "-s", "2",
+                         "--cover", "--pool", "1", "--cover-score", "rarity")
+    plain, _, _ = _compile(tmp_path, "plain.jsonl.gz", RECURSIVE, "-l", "3", "-n", "12",
+                           "-s", "2")
+    assert one.read_bytes() == plain.read_bytes()
+
+
 def test_a_context_is_the_qualified_program_its_args_and_the_observation() -> None:
     runner = _runner(RECURSIVE, "add")
     record = runner.run(["6", "7"])
@@ -175,6 +225,10 @@ def test_without_cover_the_summary_is_unchanged(tmp_path: Path) -> None:
                                               "CARRY, LSHIFT)"),
     (("--cover", "--cover-programs", "ADD1,,CARRY"), "expected a comma list of program names"),
     (("--cover", "--pool", "0"), "--pool"),
+    (("--cover-score", "rarity"), "--cover-score chooses among candidate inputs and needs "
+                                  "--cover"),
+    (("--cover", "--cover-score", "best"), "--cover-score 'best': expected one of count, "
+                                           "rarity"),
 ])
 def test_bad_flags_are_usage_errors(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
     out = tmp_path / "t.jsonl"
