@@ -83,7 +83,9 @@ class _TrainDisplay:
             t, v = data["train"], data["val"]
             lengths = "  ".join(f"{n}: {x['result_exact']:.2f}/{x['trace_exact']:.2f}"
                                 for n, x in v["lengths"].items())
-            err.print(f"epoch {data['epoch']:>3}  step {data['step']:>6}  "
+            epoch = data["epoch"]
+            epoch = f"{epoch:>5.2f}" if isinstance(epoch, float) else f"{epoch:>5}"
+            err.print(f"epoch {epoch}  step {data['step']:>6}  "
                       f"{data['seconds']:>6.1f} s  loss {t['loss']:.4f}  "
                       f"acc end {t['end_acc']:.3f} prog {t['prog_acc']:.3f} "
                       f"args {t['args_acc']:.3f}  | val step {v['step_accuracy']:.4f}  "

@@ -66,6 +66,7 @@ class TrainConfig:
     val_count: int = 8
     val_seed: int = 9_999_991
     patience: int = 3
+    eval_steps: int = 500  # also validate every this many optimizer steps inside long epochs
     checkpoint_seconds: float = 60.0
 
     @classmethod
@@ -164,7 +165,14 @@ class Trainer:
                 self.on_event("batch", {"epoch": self.epoch, "batch": self.batch_in_epoch,
                                         "batches": n_batches, "loss": float(loss.detach()),
                                         "lr": lr})
-                if time.perf_counter() - last_ckpt > c.checkpoint_seconds \
+                if c.eval_steps and self.step % c.eval_steps == 0 \
+                        and self.batch_in_epoch < n_batches:
+                    # inside a long epoch (bubble sort's first is 5,000 batches): validate
+                    self._evaluate(start, lr, self.epoch + self.batch_in_epoch / n_batches)
+                    last_ckpt = time.perf_counter()
+                    if self.stopped:
+                        return self.summary()
+                elif time.perf_counter() - last_ckpt > c.checkpoint_seconds \
                         and self.batch_in_epoch < n_batches:
                     self.save()
                     last_ckpt = time.perf_counter()
@@ -172,27 +180,33 @@ class Trainer:
             es = self.epoch_stats
             self.program_loss = {p: es.program_loss[p] / es.program_steps[p]
                                  for p in es.program_loss}
-            self.seconds = time.perf_counter() - start
-            val = self.validate()
-            self.seconds = time.perf_counter() - start
-            record = {"step": self.step, "epoch": self.epoch + 1, "seconds": round(self.seconds, 3),
-                      "lr": lr, "train": es.summary(), "val": val}
-            self.history.append(record)
-            self._append_metrics(record)
-            self.perfect_streak = self.perfect_streak + 1 if val["perfect"] else 0
             self.epoch += 1
             self.order = None
-            if self.perfect_streak >= c.patience:
-                self.stopped = f"validation perfect {c.patience} times in a row"
-            elif self.epoch >= c.max_epochs or self.step >= c.max_steps:
-                self.stopped = (f"reached {c.max_steps} steps" if self.step >= c.max_steps
-                                else f"reached {c.max_epochs} epochs")
-            self.on_event("epoch", record)
-            self.save()
+            self._evaluate(start, lr, self.epoch)
             last_ckpt = time.perf_counter()
             if self.stopped:
                 break
         return self.summary()
+
+    def _evaluate(self, start: float, lr: float, epoch: float) -> None:
+        """Validate, log a metrics record, update the early-stopping streak, checkpoint."""
+        c = self.config
+        self.seconds = time.perf_counter() - start
+        val = self.validate()
+        self.seconds = time.perf_counter() - start
+        record = {"step": self.step, "epoch": round(epoch, 3) if epoch % 1 else int(epoch),
+                  "seconds": round(self.seconds, 3), "lr": lr,
+                  "train": self.epoch_stats.summary(), "val": val}
+        self.history.append(record)
+        self._append_metrics(record)
+        self.perfect_streak = self.perfect_streak + 1 if val["perfect"] else 0
+        if self.perfect_streak >= c.patience:
+            self.stopped = f"validation perfect {c.patience} times in a row"
+        elif self.epoch >= c.max_epochs or self.step >= c.max_steps:
+            self.stopped = (f"reached {c.max_steps} steps" if self.step >= c.max_steps
+                            else f"reached {c.max_epochs} epochs")
+        self.on_event("epoch", record)
+        self.save()
 
     def summary(self) -> dict:
         return {"step": self.step, "epochs": self.epoch, "seconds": self.seconds,

@@ -89,3 +89,41 @@ def test_resume_continues_where_it_stopped(configs, copy_file: Path, copy_traces
     losses = [json.loads(x)["train"]["loss"] for x in lines]
     full_losses = [json.loads(x)["train"]["loss"] for x in full_lines]
     assert losses == pytest.approx(full_losses, rel=1e-6)
+
+
+def test_validation_inside_long_epochs_and_resume(configs, copy_file: Path,
+                                                  copy_traces: list[dict], tmp_path: Path) -> None:
+    """`eval_steps` validates inside an epoch (a fractional `epoch` in metrics.jsonl); a run
+    killed after such a validation resumes to the weights and metrics of an unbroken run."""
+    import json
+
+    full = _train(configs, copy_file, copy_traces, tmp_path / "full", epochs=2, eval_steps=4)
+    records = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text()
+               .splitlines()]
+    inside = [r for r in records if isinstance(r["epoch"], float)]
+    assert inside and all(r["step"] % 4 == 0 for r in inside)
+    assert [r["epoch"] for r in records] == sorted(r["epoch"] for r in records)
+    assert records[-1]["epoch"] == 2 and records[-1]["step"] == full.summary["step"]
+
+    checked = api.load_program(copy_file)
+    model_config, train_config = configs(epochs=2)
+    train_config.patience = 99
+    train_config.eval_steps = 4
+
+    def stop(kind: str, data: dict) -> None:
+        if kind == "batch" and data["epoch"] == 1 and data["batch"] == 6:
+            raise _Interrupt
+
+    run = tmp_path / "run"
+    with pytest.raises(_Interrupt):
+        api.train(checked, copy_traces, run, model_config=model_config,
+                  train_config=train_config, on_event=stop)
+    api.train(checked, copy_traces, run, resume=True)
+
+    def untimed(path: Path) -> list[dict]:
+        return [{k: v for k, v in json.loads(x).items() if k != "seconds"}
+                for x in path.read_text().splitlines()]
+
+    assert untimed(run / "metrics.jsonl") == untimed(tmp_path / "full" / "metrics.jsonl")
+    a, b = _weights(tmp_path / "full"), _weights(run)
+    assert all(torch.equal(a[k], b[k]) for k in a)
