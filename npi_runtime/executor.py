@@ -1,12 +1,17 @@
 """The neural executor: runs a trained NPI on environments, like Algorithm 1, batched.
 
 Each instance has a stack of frames (program, args, LSTM state). At every step the top frames
-of all running instances go through the network in one call; then, per instance, a return pops
-the frame (resuming the caller's saved state), ACT applies the action to the instance's
-environment, and any other program pushes a new frame with a zero LSTM state. Instances finish
-independently (their entry frame returns, an action fails, or a budget runs out) and leave the
-batch. The callers' saved LSTM states live in one pooled array, so the pushes and pops of a
-whole step are a few array operations rather than one per instance.
+of all running instances go through the network in one call; then a return pops the frame
+(resuming the caller's saved state), ACT applies the action to the instance's environment, and
+any other program pushes a new frame with a zero LSTM state. Instances finish independently
+(their entry frame returns, an action fails, or a budget runs out) and leave the batch.
+
+The bookkeeping of a step is array operations over the whole batch: the top frames' programs,
+arguments and stack depths are arrays, the stacks are arrays [instance, depth], and the
+callers' saved LSTM states live in one pooled array, so the pushes and pops of a step are a
+few array operations. The only per-instance Python of a step is `observe` and, for ACT rows,
+`act` (the environments are Python), plus the decision log when a reference or a record is
+asked for.
 
 Budgets: `max_steps` decisions and `max_depth` nested frames per instance. A network that loops
 is stopped and reported (`status`), it never hangs.
@@ -17,14 +22,21 @@ the instance's `divergence` (step index, call stack, observation, expected and c
 with the network's probabilities for both).
 
 The step itself runs in numpy (`StepKernel`), with the model's linear maps folded together:
-one instance's step costs about twenty small array operations, where torch's per-operation
-overhead would dominate (docs/results.md has the measurements).
+one instance's step costs a few dozen small array operations, where torch's per-operation
+overhead would dominate. numpy's BLAS is held at one thread while the executor runs: a
+threaded matrix-vector product waits for a second core, which on a shared machine is often
+busy (at one instance that made a step several times slower). With `threads` > 1, big batches
+are cut into that many slices of rows, each stepped by its own Python thread (numpy and torch
+release the GIL in their kernels), which uses several cores without a BLAS thread pool.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import contextlib
+import ctypes
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,6 +51,12 @@ DEPTH_BUDGET = "depth_budget"
 ENV_ERROR = "env_error"
 
 Decision = tuple[bool, int, tuple[int, int, int]]  # (end, program index or -1, call args)
+
+#: below this many rows the kernel uses numpy's elementwise functions (a call costs about a
+#: microsecond); from it on torch's vectorised sigmoid (several times faster per element)
+_BIG = 32
+#: the fewest rows per slice when a step is cut across threads
+_MIN_SLICE = 48
 
 
 @dataclass
@@ -60,11 +78,6 @@ class Outcome:
 @dataclass(slots=True)
 class _Instance:
     env: Environment
-    program: int
-    args: tuple[int, int, int]
-    stack: list[tuple[int, tuple[int, int, int], int]] = field(default_factory=list)
-    steps: int = 0
-    deepest: int = 0
     reference: Sequence[Decision] | None = None
     divergence: dict | None = None
     decisions: list[Decision] | None = None
@@ -75,21 +88,86 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(t.detach().cpu().numpy().astype(np.float32))
 
 
+# ---- numpy's BLAS thread count (OpenBLAS, found among the loaded libraries)
+
+_BLAS_NAMES = ("scipy_openblas_{}_num_threads64_", "scipy_openblas_{}_num_threads",
+               "openblas_{}_num_threads64_", "openblas_{}_num_threads")
+_blas_lookup: list[tuple[Any, Any] | None] = []
+
+
+def _openblas() -> tuple[Any, Any] | None:
+    """The (get, set) thread-count functions of the OpenBLAS that numpy loaded, or None."""
+    if not _blas_lookup:
+        found = None
+        try:
+            with open("/proc/self/maps") as f:
+                paths = {line.split()[-1] for line in f
+                         if "openblas" in line.lower() and ".so" in line}
+        except OSError:
+            paths = set()
+        for path in sorted(paths, key=lambda p: "numpy" not in p):
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            for name in _BLAS_NAMES:
+                get, put = name.format("get"), name.format("set")
+                if hasattr(lib, get) and hasattr(lib, put):
+                    getter, setter = getattr(lib, get), getattr(lib, put)
+                    getter.restype, getter.argtypes = ctypes.c_int, []
+                    setter.restype, setter.argtypes = None, [ctypes.c_int]
+                    found = (getter, setter)
+                    break
+            if found:
+                break
+        _blas_lookup.append(found)
+    return _blas_lookup[0]
+
+
+@contextlib.contextmanager
+def compute_threads(blas: int, torch_threads: int) -> Iterator[None]:
+    """numpy's BLAS (where it is an OpenBLAS found at run time) and torch at the given thread
+    counts for the duration; the previous counts are restored after."""
+    b = _openblas()
+    old_blas = b[0]() if b else None
+    old_torch = torch.get_num_threads()
+    if b and old_blas != blas:
+        b[1](blas)
+    if old_torch != torch_threads:
+        torch.set_num_threads(torch_threads)
+    try:
+        yield
+    finally:
+        if b and old_blas != blas:
+            b[1](old_blas)
+        if old_torch != torch_threads:
+            torch.set_num_threads(old_torch)
+
+
 class StepKernel:
     """One step of the model for a batch of top frames, in numpy, linear maps folded.
 
     Folding (exact up to rounding): the encoder's output layer and the state part of the
     core's first layer are one matrix; the program embedding's part is one bias row per
-    program; the core's LayerNorm gain and bias go into the first LSTM layer, and each LSTM
-    layer is one matmul over `[input, h]`; the key head and `M_key` are
-    one matrix giving the program scores directly; sigmoids are computed as tanh of halved
-    pre-activations, so each LSTM layer needs one tanh over its four gates. Built from the
-    current weights at the start of every run.
+    program; the LayerNorm's centring goes into the core's output layer and its gain and bias
+    into the first LSTM layer; each LSTM layer is one matmul over `[input, h]`; the key head
+    and `M_key` are one matrix giving the program scores directly; the g gate's rows are
+    doubled, so one sigmoid over the four gates gives tanh(g) as 2 sigmoid(2g) - 1. Built from
+    the current weights at the start of every run.
+
+    The state of a batch is one array [B, H * (1 + 2 * layers)] per row laid out
+    `[y | h_0 .. h_{L-1} | c_0 .. c_{L-1}]` (y: the LSTM's input this step), so that layer l's
+    input `[input, h_l]` is the contiguous column range l*H .. (l+2)*H: each layer writes its
+    new h over the old one, which is next layer's input; nothing is concatenated or copied.
+    Columns H.. (`state_cols`) are the frame's LSTM state, saved and restored by calls.
     """
 
     def __init__(self, model: NPI, env_name: str) -> None:
         c = model.config
         self.layers, self.hidden = c.layers, c.hidden
+        hid = c.hidden
+        self.width = hid * (1 + 2 * c.layers)
+        self.state_cols = slice(hid, self.width)
         self.arg_range = c.arg_range
         enc = model.encoders[env_name]
         self.encoder = enc
@@ -106,31 +184,32 @@ class StepKernel:
         else:
             self.w_x = _np(ws.t())
         self.prog_bias = _np(prog_bias)
-        lstm = model.lstm
-        # sigmoid for every gate; the g gate's rows doubled, since tanh(x) = 2 sigmoid(2x) - 1
-        scale = torch.ones(4 * c.hidden, 1)
-        scale[2 * c.hidden : 3 * c.hidden] = 2.0
-        w_ih0 = lstm.weight_ih_l0.detach()
-        # the core's output layer, then its LayerNorm (gain and bias folded into layer 0)
-        self.w_core2 = _np(core2.weight.t())
-        self.b_core2 = _np(core2.bias)
+        # the core's output layer with the LayerNorm's centring folded in:
+        # y - mean(y) = x (W - mean_j W_j) + (b - mean b)
+        w2, b2 = core2.weight.detach().double(), core2.bias.detach().double()
+        self.w_core2 = _np((w2 - w2.mean(0, keepdim=True)).t())
+        self.b_core2 = _np(b2 - b2.mean())
         norm = model.core[3]
         self.eps = float(norm.eps)
         gain, shift = norm.weight.detach(), norm.bias.detach()
-        # layer 0 takes [normalised core output, h]: one matmul for input and recurrence
-        self.w_in = _np((scale * torch.cat([w_ih0 * gain, lstm.weight_hh_l0.detach()],
-                                           dim=1)).t())
-        self.b_in = _np(scale[:, 0] * (w_ih0 @ shift + lstm.bias_ih_l0.detach()
-                                       + lstm.bias_hh_l0.detach()))
-        self.w_cat, self.b_cat = [], []
-        for layer in range(1, c.layers):
-            w = torch.cat([getattr(lstm, f"weight_ih_l{layer}").detach(),
-                           getattr(lstm, f"weight_hh_l{layer}").detach()], dim=1)
+        lstm = model.lstm
+        # sigmoid for every gate; the g gate's rows doubled, since tanh(x) = 2 sigmoid(2x) - 1
+        scale = torch.ones(4 * hid, 1)
+        scale[2 * hid : 3 * hid] = 2.0
+        w_ih0 = lstm.weight_ih_l0.detach()
+        self.w_gates: list[np.ndarray] = []
+        self.b_gates: list[np.ndarray] = []
+        for layer in range(c.layers):
+            w_ih = getattr(lstm, f"weight_ih_l{layer}").detach()
+            w_hh = getattr(lstm, f"weight_hh_l{layer}").detach()
             b = (getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}")).detach()
-            self.w_cat.append(_np((scale * w).t()))
-            self.b_cat.append(_np(scale[:, 0] * b))
-        hid, out = model.heads[0], model.heads[2]
-        self.w_head, self.b_head = _np(hid.weight.t()), _np(hid.bias)
+            if layer == 0:  # the LayerNorm's gain and bias
+                w_ih, b = w_ih0 * gain, b + w_ih0 @ shift
+            self.w_gates.append(_np((scale * torch.cat([w_ih, w_hh], dim=1)).t()))
+            self.b_gates.append(_np(scale[:, 0] * b))
+        self.nb_gates = [-b for b in self.b_gates]  # small batches: -(x + b) in one operation
+        hid_layer, out = model.heads[0], model.heads[2]
+        self.w_head, self.b_head = _np(hid_layer.weight.t()), _np(hid_layer.bias)
         w, b = out.weight.detach(), out.bias.detach()
         k = c.key_dim
         keys = model.memory.keys.detach()
@@ -139,21 +218,40 @@ class StepKernel:
         self.b_out = _np(torch.cat([b[:1], keys @ b[1 : 1 + k], b[1 + k :]]))
 
     def zero_state(self, batch: int) -> np.ndarray:
-        """h and c of every layer, [2 * layers, B, H]: rows 2l and 2l + 1 are layer l's h, c."""
-        return np.zeros((2 * self.layers, batch, self.hidden), dtype=np.float32)
+        """A batch's state, [B, width], all zero."""
+        return np.zeros((batch, self.width), dtype=np.float32)
 
-    def features(self, observations: list, args: np.ndarray) -> np.ndarray:
-        """The encoder's last hidden layer (or its output, for encoders without numpy parts)."""
+    def h(self, state: np.ndarray, layer: int) -> np.ndarray:
+        """Layer `layer`'s h, a view [B, H] of `state`."""
+        return state[:, (1 + layer) * self.hidden : (2 + layer) * self.hidden]
+
+    def c(self, state: np.ndarray, layer: int) -> np.ndarray:
+        """Layer `layer`'s c, a view [B, H] of `state`."""
+        first = (1 + self.layers + layer) * self.hidden
+        return state[:, first : first + self.hidden]
+
+    def inputs(self, observations: list, args: np.ndarray) -> np.ndarray:
+        """What `rows` takes from the observations: embedding rows to sum (an encoder with
+        numpy parts) or the encoder's output (any other encoder)."""
         p = self.parts
         if p is None:
             enc = self.encoder
             with torch.inference_mode():
                 s = enc(enc.tensorize(observations), torch.from_numpy(args))
             return s.numpy()
-        idx = np.concatenate([np.asarray(observations, dtype=np.int64), args], axis=1)
+        slots = p["offsets"].shape[0] - 3
+        idx = np.empty((len(observations), slots + 3), dtype=np.int64)
+        idx[:, :slots] = observations
+        idx[:, slots:] = args
         idx += p["offsets"]
-        if idx.shape[0] < 32:  # a sum of embedding rows
-            h = p["table"][idx].sum(axis=1)
+        return idx
+
+    def _encode(self, idx: np.ndarray) -> np.ndarray:
+        """The encoder's last hidden layer for embedding rows `idx`."""
+        p = self.parts
+        assert p is not None
+        if idx.shape[0] < _BIG:  # a sum of embedding rows
+            h = np.add.reduce(p["table"][idx], axis=1)
         else:  # torch's embedding_bag: several times faster than numpy's gather and sum
             h = torch.nn.functional.embedding_bag(
                 torch.from_numpy(idx), torch.from_numpy(p["table"]), mode="sum").numpy()
@@ -165,55 +263,80 @@ class StepKernel:
             _leaky_(h)
         return h
 
-    def _cell(self, gates: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def rows(self, inputs: np.ndarray, programs: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """One step of B rows: the outputs [B, 1 + N + 3R] (end logit, program scores, arg
+        logits); `state` [B, width] is updated in place. Rows are independent: slices of a
+        batch can be stepped separately (and concurrently)."""
         hid = self.hidden
-        s = _sigmoid_(gates)
-        g = s[:, 2 * hid : 3 * hid] * 2.0
-        g -= 1.0
-        g *= s[:, :hid]
-        c = s[:, hid : 2 * hid] * c
-        c += g
-        t = _sigmoid_(c * 2.0)
-        t *= 2.0
-        t -= 1.0
-        t *= s[:, 3 * hid :]
-        return t, c
-
-    def __call__(self, feats: np.ndarray, programs: np.ndarray,
-                 hc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One step: the outputs [B, 1 + N + 3R] (end logit, program scores, arg logits) and
-        the new state."""
-        x = feats @ self.w_x
+        small = state.shape[0] < _BIG
+        x = (self._encode(inputs) if self.parts is not None else inputs) @ self.w_x
         x += self.prog_bias[programs]
         _leaky_(x)
-        y = x @ self.w_core2
+        y = x @ self.w_core2  # centred
         y += self.b_core2
-        y -= y.mean(axis=1, keepdims=True)
-        y /= np.sqrt((y * y).mean(axis=1, keepdims=True) + self.eps)
-        gates = np.concatenate([y, hc[0]], axis=1) @ self.w_in
-        gates += self.b_in
-        h, c = self._cell(gates, hc[1])
-        new = [h, c]
-        for layer in range(1, self.layers):
-            gates = np.concatenate([h, hc[2 * layer]], axis=1) @ self.w_cat[layer - 1]
-            gates += self.b_cat[layer - 1]
-            h, c = self._cell(gates, hc[2 * layer + 1])
-            new += [h, c]
-        top = h @ self.w_head
+        ss = np.add.reduce(np.square(y, out=x), axis=1)
+        ss *= 1.0 / hid
+        ss += self.eps
+        np.sqrt(ss, out=ss)
+        np.divide(y, ss[:, None], out=state[:, :hid])  # the LSTM's input, in place
+        for layer in range(self.layers):
+            g = state[:, layer * hid : (layer + 2) * hid] @ self.w_gates[layer]
+            if small:  # sigmoid: 1 / (1 + exp(-(g + b))); exp's overflow to inf gives 0
+                np.subtract(self.nb_gates[layer], g, out=g)
+                np.exp(g, out=g)
+                g += 1.0
+                np.reciprocal(g, out=g)
+            else:
+                g += self.b_gates[layer]
+                t = torch.from_numpy(g)
+                torch.sigmoid(t, out=t)
+            i, f, gg, o = (g[:, j * hid : (j + 1) * hid] for j in range(4))
+            gg *= 2.0
+            gg -= 1.0
+            gg *= i
+            c = self.c(state, layer)
+            c *= f
+            c += gg
+            if small:
+                np.tanh(c, out=i)
+            else:  # tanh(c) = 2 sigmoid(2c) - 1, torch's sigmoid being the fast one
+                t = torch.from_numpy(i)
+                torch.sigmoid(torch.from_numpy(np.multiply(c, 2.0, out=i)), out=t)
+                i *= 2.0
+                i -= 1.0
+            np.multiply(i, o, out=self.h(state, layer))
+        top = self.h(state, self.layers - 1) @ self.w_head
         top += self.b_head
         _leaky_(top)
         out = top @ self.w_out
         out += self.b_out
-        return out, np.stack(new)
+        return out
 
-    def decide(self, out: np.ndarray) -> list[list[int]]:
-        """Per row: [end (0/1), program index, three arguments]."""
+    def __call__(self, observations: list, args: np.ndarray, programs: np.ndarray,
+                 state: np.ndarray, pool: ThreadPoolExecutor | None = None,
+                 threads: int = 1) -> np.ndarray:
+        """One step of the whole batch (see `rows`); with a pool, big batches are cut into
+        up to `threads` slices of rows stepped concurrently."""
+        inputs = self.inputs(observations, args)
+        n = state.shape[0]
+        parts = min(threads, n // _MIN_SLICE) if pool is not None else 1
+        with np.errstate(over="ignore"):
+            if parts <= 1:
+                return self.rows(inputs, programs, state)
+            cut = [n * j // parts for j in range(parts + 1)]
+            futures = [pool.submit(self.rows, inputs[a:b], programs[a:b], state[a:b])  # type: ignore[union-attr]
+                       for a, b in zip(cut[1:-1], cut[2:], strict=True)]
+            first = self.rows(inputs[: cut[1]], programs[: cut[1]], state[: cut[1]])
+            return np.concatenate([first, *(f.result() for f in futures)])
+
+    def decide(self, out: np.ndarray) -> np.ndarray:
+        """Per row [end (0/1), program index, three arguments], an int64 array [B, 5]."""
         n = self.n_programs
         dec = np.empty((out.shape[0], 5), dtype=np.int64)
         dec[:, 0] = out[:, 0] > 0
         dec[:, 1] = out[:, 1 : 1 + n].argmax(1)
         dec[:, 2:] = out[:, 1 + n :].reshape(-1, 3, self.arg_range).argmax(2)
-        return dec.tolist()
+        return dec
 
     def probabilities(self, row: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """(p_end, p over programs, p over each argument [3, R]) from one row of outputs."""
@@ -234,35 +357,19 @@ def _leaky_(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def _sigmoid_(x: np.ndarray) -> np.ndarray:
-    """Sigmoid in place. torch's vectorised kernel on a shared view for big arrays (numpy's
-    transcendental functions are several times slower here); numpy for small ones, where
-    the call overhead dominates."""
-    if x.size >= 2048:
-        torch.sigmoid(torch.from_numpy(x), out=torch.from_numpy(x))
-        return x
-    np.negative(x, out=x)
-    np.minimum(x, 80.0, out=x)  # exp(80) is finite in float32: no overflow warning
-    np.exp(x, out=x)
-    x += 1.0
-    np.reciprocal(x, out=x)
-    return x
-
-
 class _StatePool:
-    """Saved LSTM states of callers, [2 * layers, capacity, H], with a free list of slots."""
+    """Saved LSTM states of callers, [capacity, columns], with a free list of slots."""
 
-    def __init__(self, rows: int, hidden: int, capacity: int = 64) -> None:
-        self.hc = np.zeros((rows, capacity, hidden), dtype=np.float32)
+    def __init__(self, columns: int, capacity: int = 64) -> None:
+        self.hc = np.zeros((capacity, columns), dtype=np.float32)
         self.free = list(range(capacity - 1, -1, -1))
 
     def alloc(self, n: int) -> list[int]:
         if len(self.free) < n:
-            cap = self.hc.shape[1]
+            cap, columns = self.hc.shape
             new = max(cap, n)
-            rows, _, hidden = self.hc.shape
-            grown = np.zeros((rows, cap + new, hidden), dtype=np.float32)
-            grown[:, :cap] = self.hc
+            grown = np.zeros((cap + new, columns), dtype=np.float32)
+            grown[:cap] = self.hc
             self.hc = grown
             self.free.extend(range(cap + new - 1, cap - 1, -1))
         free = self.free
@@ -273,14 +380,19 @@ class _StatePool:
 
 
 class NeuralExecutor:
-    """Runs an NPI model in closed loop on many environments at once."""
+    """Runs an NPI model in closed loop on many environments at once.
+
+    `threads`: how many cores a run may use. The step of a batch of at least 2 x 48 rows is
+    cut into up to that many slices, stepped concurrently; numpy's BLAS and torch run at one
+    thread each meanwhile (restored after the run)."""
 
     def __init__(self, model: NPI, env_name: str, max_steps: int = 1_000_000,
-                 max_depth: int = 256) -> None:
+                 max_depth: int = 256, threads: int = 1) -> None:
         self.model = model
         self.env_name = env_name
         self.max_steps = max_steps
         self.max_depth = max_depth
+        self.threads = max(1, int(threads))
         self.act = model.memory.index(ACT)
         self.names = model.memory.names
 
@@ -293,93 +405,19 @@ class NeuralExecutor:
         entry_index = model.memory.index(entry)
         entry_args = tuple(int(a) for a in args) + (0,) * (3 - len(args))
         inst = [
-            _Instance(env=e, program=entry_index, args=entry_args,  # type: ignore[arg-type]
-                      reference=references[i] if references else None,
+            _Instance(env=e, reference=references[i] if references else None,
                       decisions=[] if record else None)
             for i, e in enumerate(envs)
         ]
-        kernel = StepKernel(model, self.env_name)
-        running = list(inst)
-        hc = kernel.zero_state(len(running))
-        pool = _StatePool(hc.shape[0], model.config.hidden)
-        names, act = self.names, self.act
-        max_steps, max_depth = self.max_steps, self.max_depth
-        track = references is not None or record
-        while running:
-            obs_raw = [r.env.observe() for r in running]
-            fargs = np.array([r.args for r in running], dtype=np.int64)
-            progs = np.array([r.program for r in running], dtype=np.int64)
-            out, hc = kernel(kernel.features(obs_raw, fargs), progs, hc)
-            chosen = kernel.decide(out)
-            push_rows: list[int] = []
-            pop_rows: list[int] = []
-            pop_slots: list[int] = []
-            finished = False
-            for row, r in enumerate(running):
-                end, prog, a0, a1, a2 = chosen[row]
-                if track:
-                    decision: Decision = (True, -1, (0, 0, 0)) if end else (False, prog,
-                                                                            (a0, a1, a2))
-                    if r.decisions is not None:
-                        r.decisions.append(decision)
-                    if r.reference is not None and r.divergence is None:
-                        ref = r.reference
-                        if r.steps >= len(ref) or ref[r.steps] != decision:
-                            self._diverged(r, decision, obs_raw[row], kernel, out[row])
-                r.steps += 1
-                if end:
-                    if not r.stack:
-                        r.outcome = Outcome(OK, r.steps, r.deepest)
-                        finished = True
-                        continue
-                    r.program, r.args, slot = r.stack.pop()
-                    pop_rows.append(row)
-                    pop_slots.append(slot)
-                elif prog == act:
-                    try:
-                        r.env.act(a0, a1, a2)
-                    except EnvError as e:
-                        r.outcome = Outcome(ENV_ERROR, r.steps, r.deepest,
-                                            f"ACT{[a0, a1, a2]} failed in {self._stack(r)}: {e}")
-                        finished = True
-                        continue
-                else:
-                    depth = len(r.stack) + 1
-                    if depth > max_depth:
-                        r.outcome = Outcome(
-                            DEPTH_BUDGET, r.steps, r.deepest,
-                            f"depth budget {max_depth} exceeded: {self._stack(r)} calls "
-                            f"{names[prog].rsplit('.', 1)[-1]}")
-                        finished = True
-                        continue
-                    r.stack.append((r.program, r.args, row))  # slot filled in below
-                    r.program, r.args = prog, (a0, a1, a2)
-                    if depth > r.deepest:
-                        r.deepest = depth
-                    push_rows.append(row)
-                if r.steps >= max_steps:
-                    r.outcome = Outcome(STEP_BUDGET, r.steps, r.deepest,
-                                        f"step budget {max_steps} exhausted in {self._stack(r)}")
-                    finished = True
-            if push_rows:
-                slots = pool.alloc(len(push_rows))
-                pool.hc[:, slots] = hc[:, push_rows]
-                hc[:, push_rows] = 0.0
-                for row, slot in zip(push_rows, slots, strict=True):
-                    stack = running[row].stack
-                    p, pa, _ = stack[-1]
-                    stack[-1] = (p, pa, slot)
-            if pop_rows:
-                hc[:, pop_rows] = pool.hc[:, pop_slots]
-                pool.release(pop_slots)
-            if finished:
-                keep = [row for row, r in enumerate(running) if r.outcome is None]
-                for r in running:
-                    if r.outcome is not None:
-                        pool.release([s for _, _, s in r.stack])
-                        r.stack.clear()
-                hc = hc[:, keep]
-                running = [running[row] for row in keep]
+        if inst:
+            kernel = StepKernel(model, self.env_name)
+            parallel = self.threads > 1 and len(inst) >= 2 * _MIN_SLICE
+            with contextlib.ExitStack() as stack:
+                stack.enter_context(compute_threads(1, 1))
+                pool = (stack.enter_context(ThreadPoolExecutor(self.threads - 1))
+                        if parallel else None)
+                self._loop(inst, kernel, entry_index, entry_args,
+                           references is not None or record, pool)
         outcomes = []
         for r in inst:
             o = r.outcome
@@ -393,20 +431,141 @@ class NeuralExecutor:
             outcomes.append(o)
         return outcomes
 
-    def _stack(self, r: _Instance) -> str:
-        names = [self.names[p].rsplit(".", 1)[-1] for p, _, _ in r.stack]
-        return " > ".join([*names, self.names[r.program].rsplit(".", 1)[-1]])
+    def _loop(self, inst: list[_Instance], kernel: StepKernel, entry_index: int,
+              entry_args: tuple[int, int, int], track: bool,
+              pool: ThreadPoolExecutor | None) -> None:
+        """Step every instance until it finishes; sets each instance's outcome."""
+        n = len(inst)
+        act, max_steps, max_depth, threads = self.act, self.max_steps, self.max_depth, self.threads
+        cols = kernel.state_cols
+        running = list(inst)
+        observe = [r.env.observe for r in inst]
+        act_fns = [r.env.act for r in inst]
+        state = kernel.zero_state(n)
+        saved = _StatePool(state.shape[1] - cols.start)
+        # the top frame of each running row, its stack depth, the deepest it reached
+        progs = np.full(n, entry_index, dtype=np.int64)
+        fargs = np.tile(np.asarray(entry_args, dtype=np.int64), (n, 1))
+        depth = np.zeros(n, dtype=np.int64)
+        deepest = np.zeros(n, dtype=np.int64)
+        # the callers' frames [row, depth]: program, args, slot of the saved state
+        cap = 8
+        stk_prog = np.zeros((n, cap), dtype=np.int64)
+        stk_args = np.zeros((n, cap, 3), dtype=np.int64)
+        stk_slot = np.zeros((n, cap), dtype=np.int64)
 
-    def _diverged(self, r: _Instance, decision: Decision, obs: Any, kernel: StepKernel,
-                  row: np.ndarray) -> None:
+        def frames(row: int) -> list[int]:
+            return [*stk_prog[row, : depth[row]].tolist(), int(progs[row])]
+
+        step = 0
+        while running:
+            obs = [f() for f in observe]
+            out = kernel(obs, fargs, progs, state, pool, threads)
+            dec = kernel.decide(out)
+            if track:
+                self._track(running, dec, step, obs, out, kernel, frames)
+            step += 1
+            finished: dict[int, tuple[str, str]] = {}  # row -> (status, message)
+            end = dec[:, 0] == 1
+            is_act = dec[:, 1] == act
+            is_act &= ~end
+            if is_act.any():
+                rows = np.flatnonzero(is_act)
+                for row, (a0, a1, a2) in zip(rows.tolist(), dec[rows, 2:].tolist(),
+                                             strict=True):
+                    try:
+                        act_fns[row](a0, a1, a2)
+                    except EnvError as e:
+                        finished[row] = (ENV_ERROR, f"ACT{[a0, a1, a2]} failed in "
+                                                    f"{self._stack(frames(row))}: {e}")
+            if end.any():
+                rows = np.flatnonzero(end)
+                d = depth[rows]
+                for row in rows[d == 0].tolist():
+                    finished[row] = (OK, "")
+                rows = rows[d > 0]
+                if rows.size:  # returns: pop the caller's frame and state
+                    d = depth[rows] - 1
+                    depth[rows] = d
+                    progs[rows] = stk_prog[rows, d]
+                    fargs[rows] = stk_args[rows, d]
+                    slots = stk_slot[rows, d]
+                    state[rows, cols] = saved.hc[slots]
+                    saved.release(slots.tolist())
+            calls = ~(end | is_act)
+            if calls.any():
+                rows = np.flatnonzero(calls)
+                d = depth[rows] + 1
+                over = d > max_depth
+                if over.any():
+                    for row in rows[over].tolist():
+                        name = self.names[int(dec[row, 1])].rsplit(".", 1)[-1]
+                        finished[row] = (DEPTH_BUDGET, f"depth budget {max_depth} exceeded: "
+                                                       f"{self._stack(frames(row))} calls {name}")
+                    rows, d = rows[~over], d[~over]
+                if rows.size:  # calls: push the caller's frame and state, start a new frame
+                    if int(d.max()) > cap:
+                        grow = max(cap, int(d.max()) - cap)
+                        stk_prog = np.concatenate([stk_prog, np.zeros((len(progs), grow),
+                                                                      dtype=np.int64)], 1)
+                        stk_args = np.concatenate([stk_args, np.zeros((len(progs), grow, 3),
+                                                                      dtype=np.int64)], 1)
+                        stk_slot = np.concatenate([stk_slot, np.zeros((len(progs), grow),
+                                                                      dtype=np.int64)], 1)
+                        cap += grow
+                    stk_prog[rows, d - 1] = progs[rows]
+                    stk_args[rows, d - 1] = fargs[rows]
+                    slots = saved.alloc(len(rows))
+                    stk_slot[rows, d - 1] = slots
+                    saved.hc[slots] = state[rows, cols]
+                    state[rows, cols] = 0.0
+                    depth[rows] = d
+                    np.maximum(deepest[rows], d, out=d)
+                    deepest[rows] = d
+                    progs[rows] = dec[rows, 1]
+                    fargs[rows] = dec[rows, 2:]
+            if step >= max_steps:
+                for row in range(len(running)):
+                    if row not in finished:
+                        finished[row] = (STEP_BUDGET, f"step budget {max_steps} exhausted in "
+                                                      f"{self._stack(frames(row))}")
+            if finished:
+                for row, (status, message) in finished.items():
+                    running[row].outcome = Outcome(status, step, int(deepest[row]), message)
+                    saved.release(stk_slot[row, : depth[row]].tolist())
+                keep = [row for row in range(len(running)) if row not in finished]
+                running = [running[row] for row in keep]
+                observe = [observe[row] for row in keep]
+                act_fns = [act_fns[row] for row in keep]
+                state, progs, fargs, depth, deepest = (
+                    a[keep] for a in (state, progs, fargs, depth, deepest))
+                stk_prog, stk_args, stk_slot = (a[keep] for a in (stk_prog, stk_args, stk_slot))
+
+    def _track(self, running: list[_Instance], dec: np.ndarray, step: int, obs: list,
+               out: np.ndarray, kernel: StepKernel, frames: Any) -> None:
+        """Log each row's decision and compare it with the reference."""
+        for row, (end, prog, a0, a1, a2) in enumerate(dec.tolist()):
+            r = running[row]
+            decision: Decision = (True, -1, (0, 0, 0)) if end else (False, prog, (a0, a1, a2))
+            if r.decisions is not None:
+                r.decisions.append(decision)
+            if r.reference is not None and r.divergence is None:
+                ref = r.reference
+                if step >= len(ref) or ref[step] != decision:
+                    self._diverged(r, step, frames(row), decision, obs[row], kernel, out[row])
+
+    def _stack(self, frames: list[int]) -> str:
+        return " > ".join(self.names[p].rsplit(".", 1)[-1] for p in frames)
+
+    def _diverged(self, r: _Instance, step: int, frames: list[int], decision: Decision,
+                  obs: Any, kernel: StepKernel, row: np.ndarray) -> None:
         ref = r.reference
         assert ref is not None
-        expected = ref[r.steps] if r.steps < len(ref) else None
+        expected = ref[step] if step < len(ref) else None
         probs = kernel.probabilities(row)
         r.divergence = {
-            "step": r.steps,
-            "stack": [self.names[p].rsplit(".", 1)[-1] for p, _, _ in r.stack]
-            + [self.names[r.program].rsplit(".", 1)[-1]],
+            "step": step,
+            "stack": [self.names[p].rsplit(".", 1)[-1] for p in frames],
             "obs": [int(x) for x in obs] if isinstance(obs, (tuple, list)) else None,
             "expected": None if expected is None else self._describe(expected, probs),
             "chosen": self._describe(decision, probs),
