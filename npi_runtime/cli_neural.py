@@ -302,13 +302,17 @@ def demo(
     32 traces of each length 1-20, the default training configuration, then closed-loop
     verification at 1, 10, 100 and 1000 digits (20 inputs each). Writes DIR/traces.jsonl.gz,
     DIR/model/ (a run directory npi verify accepts), DIR/verify.json and
-    DIR/generalization.png.
+    DIR/generalization.png. Run again on the same DIR, it continues an interrupted training
+    (or reuses a finished one) and verifies anew.
     """
     _quiet_threads()
-    from npi_runtime.demo import run_demo
+    from npi_runtime.checkpoint import CheckpointError
+    from npi_runtime.demo import earlier_run, run_demo
 
-    if (out_dir / "model" / "manifest.json").exists():
-        fail(f"{out_dir} already holds a demo run; remove it or choose another --out", code=2)
+    try:
+        earlier_run(out_dir, seed)
+    except CheckpointError as e:
+        fail(str(e), code=2)
     display = _TrainDisplay()
     try:
         report = run_demo(out_dir, seed=seed, on_event=display,
@@ -316,6 +320,12 @@ def demo(
     except _domain_errors() as e:
         display.close()
         _report_error(e)
+    except KeyboardInterrupt:
+        display.close()
+        again = "npi demo" + ("" if out_dir == Path("npi-demo") else f" --out {out_dir}") \
+            + ("" if seed == 0 else f" --seed {seed}")
+        err.print(f"interrupted; run {again} again to continue", markup=False, highlight=False)
+        raise typer.Exit(130) from None
     display.close()
     _print_verify_table(report, "NPI on addition, trained on 1-20 digits")
     from npi_dsl.bundled import program_path

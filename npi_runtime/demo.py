@@ -9,7 +9,8 @@ from pathlib import Path
 
 from npi_dsl.bundled import program_path
 from npi_runtime import api
-from npi_runtime.checkpoint import write_atomic
+from npi_runtime.checkpoint import CheckpointError, read_manifest, write_atomic
+from npi_runtime.model import NPIConfig
 from npi_runtime.train import TrainConfig
 from npi_runtime.verify import VerifyReport, plot_report
 
@@ -21,10 +22,35 @@ VERIFY_COUNT = 20
 VERIFY_SEED = 1511
 
 
+def earlier_run(out_dir: Path, seed: int) -> bool:
+    """Whether `out_dir` holds an earlier demo run (finished or interrupted) to continue.
+
+    Raises CheckpointError when it holds a run that `npi demo --seed seed` cannot continue:
+    another seed, or a corrupt checkpoint."""
+    model_dir = Path(out_dir) / "model"
+    if not (model_dir / "manifest.json").exists():
+        return False
+    manifest = read_manifest(model_dir)
+    earlier = manifest.get("training", {}).get("seed")
+    if earlier != seed:
+        raise CheckpointError(f"{model_dir} holds a demo run with seed {earlier}, not {seed}: "
+                              "choose another --out, or remove it to start over")
+    return True
+
+
 def run_demo(out_dir: Path, seed: int = 0, on_event: Callable[[str, dict], None] | None = None,
-             say: Callable[[str], None] = print) -> VerifyReport:
-    """Compile, train, verify and plot into `out_dir`; returns the verification report."""
+             say: Callable[[str], None] = print, *, model_config: NPIConfig | None = None,
+             train_config: TrainConfig | None = None,
+             verify_lengths: tuple[int, ...] = VERIFY_LENGTHS,
+             verify_count: int = VERIFY_COUNT) -> VerifyReport:
+    """Compile, train, verify and plot into `out_dir`; returns the verification report.
+
+    When `out_dir` already holds a demo run of the same seed, training continues from its
+    last checkpoint (a finished run is not trained again) and verification runs anew. The
+    keyword arguments exist for tests and experiments; the demo is their defaults.
+    """
     out_dir = Path(out_dir)
+    resume = earlier_run(out_dir, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     checked = api.load_program(program_path("addition"))
     t0 = time.perf_counter()
@@ -32,11 +58,14 @@ def run_demo(out_dir: Path, seed: int = 0, on_event: Callable[[str, dict], None]
                                 seed=TRAIN_SEED, path=out_dir / "traces.jsonl.gz")
     say(f"compiled {len(traces)} traces (32 per length, 1-20 digits) in "
         f"{time.perf_counter() - t0:.1f} s")
-    result = api.train(checked, traces, out_dir / "model", "add",
-                       train_config=TrainConfig(seed=seed), on_event=on_event)
+    if resume:
+        say(f"continuing the earlier run in {out_dir / 'model'} (remove it to start over)")
+    result = api.train(checked, traces, out_dir / "model", "add", model_config=model_config,
+                       train_config=train_config or TrainConfig(seed=seed), resume=resume,
+                       on_event=on_event)
     s = result.summary
     say(f"trained in {s['seconds']:.1f} s ({s['epochs']} epochs; {s['stopped']})")
-    report = api.verify(result.model, checked, VERIFY_LENGTHS, VERIFY_COUNT, VERIFY_SEED,
+    report = api.verify(result.model, checked, verify_lengths, verify_count, VERIFY_SEED,
                         "add", progress=lambda r: say(
                             f"verified {r.count} inputs of {r.length} digits: result exact "
                             f"{r.result_exact:.2f} ({r.seconds:.1f} s)"))
