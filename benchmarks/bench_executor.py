@@ -1,32 +1,45 @@
 """Neural executor speed: time per step with one instance, throughput with 1, 16 and 256.
 
 Beside it, the ceiling measured in the same run: a bare `torch.nn.LSTM` of the model's size
-stepping the same batch (one call per step, state carried), as the issue defines it.
+stepping the same batch (one call per step, state carried), as the issue defines it, at the
+same thread count as the executor.
 
-    python benchmarks/bench_executor.py [RUN_DIR] [--steps N]
+    python benchmarks/bench_executor.py [RUN_DIR] [--steps N] [--threads 1,2]
 
-Without RUN_DIR it trains nothing: it uses a model whose weights are set to keep ADD1 ->
-WRITE looping, so every instance runs exactly N steps (the cost of a step does not depend on
-what the weights are). With RUN_DIR (an addition run), it runs the trained model on
-1000-digit sums, cut at N steps. Threads: torch 1, numpy's BLAS as installed (docs/results.md).
+Without RUN_DIR it trains nothing: it uses a model of the paper's size (`NPIConfig.paper()`,
+a 2-layer LSTM of 256 units) whose weights are set to keep ADD1 -> WRITE looping, so every
+instance runs exactly N steps (the cost of a step does not depend on what the weights are).
+With RUN_DIR (an addition run), it runs the trained model on 1000-digit sums, cut at N steps.
+
+Threads: one table per count in --threads. The executor gets `threads=T` (a batch of at least
+96 rows is cut into T slices stepped by T Python threads; numpy's BLAS and torch are held at
+one thread each inside a run, so 1 and 16 instances always run on one thread); the ceiling
+runs with `torch.set_num_threads(T)`. OMP_WAIT_POLICY is PASSIVE (set before torch loads,
+as the CLI does). The load average is printed before and after: on a shared machine the
+numbers move with it.
 """
 
 from __future__ import annotations
 
-import argparse
-import random
-import time
+import os
 
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from npi_dsl.bundled import program_path
-from npi_runtime import api
-from npi_runtime.executor import NeuralExecutor
+import argparse  # noqa: E402
+import random  # noqa: E402
+import time  # noqa: E402
+
+import torch  # noqa: E402
+
+from npi_dsl.bundled import program_path  # noqa: E402
+from npi_runtime import api  # noqa: E402
+from npi_runtime.executor import NeuralExecutor, _openblas  # noqa: E402
+from npi_runtime.model import NPIConfig  # noqa: E402
 
 
-def looping_model(checked):
+def looping_model(checked, config: NPIConfig | None = None):
     """A model that calls ACT WRITE(out, 7) forever (no return): a fixed-length workload."""
-    model = api.new_model(checked)
+    model = api.new_model(checked, config or NPIConfig.paper())
     c = model.config
     with torch.no_grad():
         out = model.heads[2]
@@ -41,10 +54,12 @@ def looping_model(checked):
     return model
 
 
-def bench_executor(model, checked, batch: int, steps: int, repeats: int = 3) -> float:
+def bench_executor(model, checked, batch: int, steps: int, repeats: int = 3,
+                   threads: int = 1) -> float:
     """Best seconds per batched step over `repeats` runs of `steps` steps."""
     runner = api.task_runner(checked)
-    ex = NeuralExecutor(model, checked.env_name, max_steps=steps, max_depth=10_000)
+    ex = NeuralExecutor(model, checked.env_name, max_steps=steps, max_depth=10_000,
+                        threads=threads)
     best = float("inf")
     for r in range(repeats):
         envs = []
@@ -61,44 +76,64 @@ def bench_executor(model, checked, batch: int, steps: int, repeats: int = 3) -> 
 
 
 @torch.inference_mode()
-def bench_lstm(hidden: int, layers: int, batch: int, steps: int, repeats: int = 3) -> float:
-    lstm = torch.nn.LSTM(hidden, hidden, num_layers=layers)
-    x = torch.randn(1, batch, hidden)
-    best = float("inf")
-    for _ in range(repeats):
-        h = torch.zeros(layers, batch, hidden)
-        c = torch.zeros(layers, batch, hidden)
-        t = time.perf_counter()
-        for _ in range(steps):
-            _, (h, c) = lstm(x, (h, c))
-        best = min(best, (time.perf_counter() - t) / steps)
+def bench_lstm(hidden: int, layers: int, batch: int, steps: int, repeats: int = 3,
+               threads: int = 1) -> float:
+    """Best seconds per step of a bare nn.LSTM on `threads` torch threads."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        lstm = torch.nn.LSTM(hidden, hidden, num_layers=layers)
+        x = torch.randn(1, batch, hidden)
+        best = float("inf")
+        for _ in range(repeats):
+            h = torch.zeros(layers, batch, hidden)
+            c = torch.zeros(layers, batch, hidden)
+            t = time.perf_counter()
+            for _ in range(steps):
+                _, (h, c) = lstm(x, (h, c))
+            best = min(best, (time.perf_counter() - t) / steps)
+    finally:
+        torch.set_num_threads(old)
     return best
+
+
+def _load() -> str:
+    return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir", nargs="?", help="a trained addition run (optional)")
     ap.add_argument("--steps", type=int, default=2000)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", default="1,2",
+                    help="comma-separated thread counts, one table each (default 1,2)")
     a = ap.parse_args()
-    torch.set_num_threads(a.threads)
+    counts = [int(t) for t in a.threads.split(",")]
     checked = api.load_program(program_path("addition"))
     model = api.load_model(a.run_dir, checked) if a.run_dir else looping_model(checked)
     c = model.config
-    print(f"model: {c.layers}x{c.hidden} LSTM, {'trained ' + a.run_dir if a.run_dir else 'looping'}"
-          f"; torch threads {a.threads}")
-    print(f"{'instances':>9} | {'ms/step':>8} | {'inst-steps/s':>12} | {'x one':>6} | "
-          f"{'nn.LSTM ms/step':>15} | {'nn.LSTM inst-steps/s':>20} | {'of ceiling':>10}")
-    one = None
-    for batch in (1, 16, 256):
-        steps = a.steps if batch < 256 else max(200, a.steps // 4)
-        t = bench_executor(model, checked, batch, steps)
-        ceiling = bench_lstm(c.hidden, c.layers, batch, min(steps, 500))
-        rate = batch / t
-        one = one or rate
-        print(f"{batch:>9} | {t * 1e3:>8.3f} | {rate:>12,.0f} | {rate / one:>6.1f} | "
-              f"{ceiling * 1e3:>15.3f} | {batch / ceiling:>20,.0f} | "
-              f"{rate / (batch / ceiling):>9.2f}x")
+    blas = "OpenBLAS (held at 1 thread in a run)" if _openblas() else "not an OpenBLAS found"
+    print(f"model: {c.layers}x{c.hidden} LSTM (program_dim {c.program_dim}, core_hidden "
+          f"{c.core_hidden}, head_hidden {c.head_hidden}), "
+          f"{'trained ' + a.run_dir if a.run_dir else 'looping'}; {os.cpu_count()} CPUs; "
+          f"numpy BLAS: {blas}; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
+    print(f"before: {_load()}")
+    for threads in counts:
+        print(f"\nthreads {threads}: executor threads={threads}, numpy BLAS 1, torch 1 per "
+              f"thread; nn.LSTM ceiling torch.set_num_threads({threads})")
+        print(f"{'instances':>9} | {'ms/step':>8} | {'inst-steps/s':>12} | {'x one':>6} | "
+              f"{'nn.LSTM ms/step':>15} | {'nn.LSTM inst-steps/s':>20} | {'of ceiling':>10}")
+        one = None
+        for batch in (1, 16, 256):
+            steps = a.steps if batch < 256 else max(200, a.steps // 4)
+            t = bench_executor(model, checked, batch, steps, threads=threads)
+            ceiling = bench_lstm(c.hidden, c.layers, batch, min(steps, 500), threads=threads)
+            rate = batch / t
+            one = one or rate
+            print(f"{batch:>9} | {t * 1e3:>8.3f} | {rate:>12,.0f} | {rate / one:>6.1f} | "
+                  f"{ceiling * 1e3:>15.3f} | {batch / ceiling:>20,.0f} | "
+                  f"{rate / (batch / ceiling):>9.2f}x", flush=True)
+    print(f"\nafter: {_load()}")
 
 
 if __name__ == "__main__":

@@ -55,6 +55,8 @@ Decision = tuple[bool, int, tuple[int, int, int]]  # (end, program index or -1, 
 #: below this many rows the kernel uses numpy's elementwise functions (a call costs about a
 #: microsecond); from it on torch's vectorised sigmoid (several times faster per element)
 _BIG = 32
+#: up to this many rows, the executor sorts a step's decisions in Python, not numpy
+_FEW = 8
 #: the fewest rows per slice when a step is cut across threads
 _MIN_SLICE = 48
 
@@ -290,21 +292,26 @@ class StepKernel:
                 g += self.b_gates[layer]
                 t = torch.from_numpy(g)
                 torch.sigmoid(t, out=t)
-            i, f, gg, o = (g[:, j * hid : (j + 1) * hid] for j in range(4))
-            gg *= 2.0
-            gg -= 1.0
-            gg *= i
             c = self.c(state, layer)
-            c *= f
-            c += gg
             if small:
+                i, f, gg, o = (g[:, j * hid : (j + 1) * hid] for j in range(4))
+                gg *= 2.0  # tanh(g) = 2 sigmoid(2g) - 1
+                gg -= 1.0
+                gg *= i
+                c *= f
+                c += gg
                 np.tanh(c, out=i)
-            else:  # tanh(c) = 2 sigmoid(2c) - 1, torch's sigmoid being the fast one
-                t = torch.from_numpy(i)
-                torch.sigmoid(torch.from_numpy(np.multiply(c, 2.0, out=i)), out=t)
-                i *= 2.0
-                i -= 1.0
-            np.multiply(i, o, out=self.h(state, layer))
+                np.multiply(i, o, out=self.h(state, layer))
+            else:  # torch's in-place kernels: fewer passes over the rows than numpy's
+                i, f, gg, o = torch.from_numpy(g).split(hid, 1)
+                tc = torch.from_numpy(c)
+                tc.mul_(f)
+                tc.addcmul_(i, gg, value=2.0)  # c = f c + i (2 sigmoid(2g) - 1)
+                tc.sub_(i)
+                torch.mul(tc, 2.0, out=i)
+                i.sigmoid_()  # tanh(c) = 2 sigmoid(2c) - 1, torch's sigmoid being fast
+                o.neg_()  # h = o (2 sigmoid(2c) - 1) = -o - 2 sigmoid(2c) (-o)
+                torch.addcmul(o, i, o, value=-2.0, out=torch.from_numpy(self.h(state, layer)))
         top = self.h(state, self.layers - 1) @ self.w_head
         top += self.b_head
         _leaky_(top)
@@ -466,20 +473,32 @@ class NeuralExecutor:
                 self._track(running, dec, step, obs, out, kernel, frames)
             step += 1
             finished: dict[int, tuple[str, str]] = {}  # row -> (status, message)
-            end = dec[:, 0] == 1
-            is_act = dec[:, 1] == act
-            is_act &= ~end
-            if is_act.any():
+            if len(running) <= _FEW:  # Python's scalars beat a dozen numpy calls
+                listed = dec.tolist()
+                acts = [(row, d[2], d[3], d[4]) for row, d in enumerate(listed)
+                        if not d[0] and d[1] == act]
+                ends = [row for row, d in enumerate(listed) if d[0]]
+                calls = [row for row, d in enumerate(listed) if not d[0] and d[1] != act]
+                end_rows = np.array(ends, dtype=np.int64) if ends else None
+                call_rows = np.array(calls, dtype=np.int64) if calls else None
+            else:
+                end = dec[:, 0] == 1
+                is_act = dec[:, 1] == act
+                is_act &= ~end
                 rows = np.flatnonzero(is_act)
-                for row, (a0, a1, a2) in zip(rows.tolist(), dec[rows, 2:].tolist(),
-                                             strict=True):
-                    try:
-                        act_fns[row](a0, a1, a2)
-                    except EnvError as e:
-                        finished[row] = (ENV_ERROR, f"ACT{[a0, a1, a2]} failed in "
-                                                    f"{self._stack(frames(row))}: {e}")
-            if end.any():
-                rows = np.flatnonzero(end)
+                acts = [(row, *a) for row, a in zip(rows.tolist(), dec[rows, 2:].tolist(),
+                                                    strict=True)]
+                end_rows = np.flatnonzero(end) if end.any() else None
+                is_act |= end
+                call_rows = None if is_act.all() else np.flatnonzero(~is_act)
+            for row, a0, a1, a2 in acts:
+                try:
+                    act_fns[row](a0, a1, a2)
+                except EnvError as e:
+                    finished[row] = (ENV_ERROR, f"ACT{[a0, a1, a2]} failed in "
+                                                f"{self._stack(frames(row))}: {e}")
+            if end_rows is not None:
+                rows = end_rows
                 d = depth[rows]
                 for row in rows[d == 0].tolist():
                     finished[row] = (OK, "")
@@ -492,9 +511,8 @@ class NeuralExecutor:
                     slots = stk_slot[rows, d]
                     state[rows, cols] = saved.hc[slots]
                     saved.release(slots.tolist())
-            calls = ~(end | is_act)
-            if calls.any():
-                rows = np.flatnonzero(calls)
+            if call_rows is not None:
+                rows = call_rows
                 d = depth[rows] + 1
                 over = d > max_depth
                 if over.any():
