@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import itertools
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -57,8 +58,9 @@ Decision = tuple[bool, int, tuple[int, int, int]]  # (end, program index or -1, 
 _BIG = 32
 #: up to this many rows, the executor sorts a step's decisions in Python, not numpy
 _FEW = 8
-#: the fewest rows per slice when a step is cut across threads
+#: the fewest rows per slice when a step is cut across threads, and the usual size of one
 _MIN_SLICE = 48
+_SLICE = 128
 
 
 @dataclass
@@ -124,6 +126,12 @@ def _openblas() -> tuple[Any, Any] | None:
                 break
         _blas_lookup.append(found)
     return _blas_lookup[0]
+
+
+def blas_threads() -> int | None:
+    """numpy's BLAS thread count, or None where it is not an OpenBLAS found at run time."""
+    b = _openblas()
+    return b[0]() if b else None
 
 
 @contextlib.contextmanager
@@ -322,19 +330,30 @@ class StepKernel:
     def __call__(self, observations: list, args: np.ndarray, programs: np.ndarray,
                  state: np.ndarray, pool: ThreadPoolExecutor | None = None,
                  threads: int = 1) -> np.ndarray:
-        """One step of the whole batch (see `rows`); with a pool, big batches are cut into
-        up to `threads` slices of rows stepped concurrently."""
+        """One step of the whole batch (see `rows`). With a pool, a batch of at least
+        2 x _MIN_SLICE rows is cut into slices of about _SLICE rows (at least one per thread)
+        that `threads` threads take in turn, so a thread the OS holds back takes fewer."""
         inputs = self.inputs(observations, args)
         n = state.shape[0]
-        parts = min(threads, n // _MIN_SLICE) if pool is not None else 1
         with np.errstate(over="ignore"):
-            if parts <= 1:
+            if pool is None or threads < 2 or n < 2 * _MIN_SLICE:
                 return self.rows(inputs, programs, state)
+            parts = max(min(threads, n // _MIN_SLICE), n // _SLICE)
             cut = [n * j // parts for j in range(parts + 1)]
-            futures = [pool.submit(self.rows, inputs[a:b], programs[a:b], state[a:b])  # type: ignore[union-attr]
-                       for a, b in zip(cut[1:-1], cut[2:], strict=True)]
-            first = self.rows(inputs[: cut[1]], programs[: cut[1]], state[: cut[1]])
-            return np.concatenate([first, *(f.result() for f in futures)])
+            out = np.empty((n, self.w_out.shape[1]), dtype=np.float32)
+            counter = itertools.count()
+
+            def work() -> None:
+                with np.errstate(over="ignore"):
+                    while (j := next(counter)) < parts:
+                        a, b = cut[j], cut[j + 1]
+                        out[a:b] = self.rows(inputs[a:b], programs[a:b], state[a:b])
+
+            futures = [pool.submit(work) for _ in range(min(threads, parts) - 1)]
+            work()
+            for f in futures:
+                f.result()
+            return out
 
     def decide(self, out: np.ndarray) -> np.ndarray:
         """Per row [end (0/1), program index, three arguments], an int64 array [B, 5]."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from npi_runtime import api
-from npi_runtime.executor import NeuralExecutor, _openblas
+from npi_runtime.executor import NeuralExecutor, blas_threads
 
 
 def _noisy_model(checked, seed: int):
@@ -61,12 +61,11 @@ def test_many_at_once_equals_one_by_one(programs_dir: Path) -> None:
 
 
 def test_blas_threads_are_restored(programs_dir: Path) -> None:
-    blas = _openblas()
     checked = api.load_program(programs_dir / "addition.npi")
     runner = api.task_runner(checked)
-    before = blas[0]() if blas else None
+    before = blas_threads()
     torch_before = torch.get_num_threads()
     NeuralExecutor(_noisy_model(checked, 0), "scratchpad", max_steps=5).run(
         _envs(runner, 2, 0), "addition.ADD")
-    assert (blas[0]() if blas else None) == before
+    assert blas_threads() == before
     assert torch.get_num_threads() == torch_before
