@@ -408,9 +408,11 @@ class _StatePool:
 class NeuralExecutor:
     """Runs an NPI model in closed loop on many environments at once.
 
-    `threads`: how many cores a run may use. The step of a batch of at least 2 x 48 rows is
-    cut into up to that many slices, stepped concurrently; numpy's BLAS and torch run at one
-    thread each meanwhile (restored after the run)."""
+    `threads`: how many threads a run may step the network on. The step of a batch of at
+    least 2 x 48 rows is cut into slices of about 128 rows, which that many threads take in
+    turn; numpy's BLAS and torch run at one thread each during a run (their thread counts
+    are restored after it). On a machine whose cores are busy with other work, more threads
+    can be slower (benchmarks/bench_executor.py measures both)."""
 
     def __init__(self, model: NPI, env_name: str, max_steps: int = 1_000_000,
                  max_depth: int = 256, threads: int = 1) -> None:
