@@ -209,7 +209,9 @@ class Trainer:
         self.save()
 
     def summary(self) -> dict:
-        return {"step": self.step, "epochs": self.epoch, "seconds": self.seconds,
+        # epochs trained: fractional when training stopped inside an epoch (bubble sort)
+        epochs = self.history[-1]["epoch"] if self.history and self.stopped else self.epoch
+        return {"step": self.step, "epochs": epochs, "seconds": self.seconds,
                 "stopped": self.stopped, "last": self.history[-1] if self.history else None}
 
     # ------------------------------------------------------------------ pieces
