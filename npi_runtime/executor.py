@@ -163,7 +163,7 @@ class StepKernel:
     into the first LSTM layer; each LSTM layer is one matmul over `[input, h]`; the key head
     and `M_key` are one matrix giving the program scores directly; the g gate's rows are
     doubled, so one sigmoid over the four gates gives tanh(g) as 2 sigmoid(2g) - 1. Built from
-    the current weights at the start of every run.
+    the model's weights when made (`NeuralExecutor.kernel` makes a new one when they change).
 
     The state of a batch is one array [B, H * (1 + 2 * layers)] per row laid out
     `[y | h_0 .. h_{L-1} | c_0 .. c_{L-1}]` (y: the LSTM's input this step), so that layer l's
@@ -423,6 +423,15 @@ class NeuralExecutor:
         self.threads = max(1, int(threads))
         self.act = model.memory.index(ACT)
         self.names = model.memory.names
+        self._kernel: tuple[tuple, StepKernel] | None = None
+
+    def kernel(self) -> StepKernel:
+        """The step kernel of the model's current weights: built again only when a parameter
+        was replaced or changed in place since the last run (torch counts in-place changes)."""
+        key = tuple((id(p), p._version) for p in self.model.parameters())
+        if self._kernel is None or self._kernel[0] != key:
+            self._kernel = (key, StepKernel(self.model, self.env_name))
+        return self._kernel[1]
 
     def run(self, envs: Sequence[Environment], entry: str, args: Sequence[int] = (0, 0, 0),
             references: Sequence[Sequence[Decision] | None] | None = None,
@@ -438,7 +447,7 @@ class NeuralExecutor:
             for i, e in enumerate(envs)
         ]
         if inst:
-            kernel = StepKernel(model, self.env_name)
+            kernel = self.kernel()
             parallel = self.threads > 1 and len(inst) >= 2 * _MIN_SLICE
             with contextlib.ExitStack() as stack:
                 stack.enter_context(compute_threads(1, 1))
