@@ -15,6 +15,7 @@ corrupt or mismatched run directory), `NpiRuntimeError` (the reference program f
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -54,15 +55,38 @@ def task_runner(checked: Checked, task: str | None = None, *, max_steps: int = 5
 
 
 def compile_traces(checked: Checked, task: str | None = None, *, lengths: Iterable[int],
-                   count: int, seed: int = 0, path: str | Path | None = None) -> list[dict]:
+                   count: int, seed: int = 0, path: str | Path | None = None,
+                   cover: bool = False, pool: int | None = None,
+                   cover_programs: Iterable[str] | None = None,
+                   cover_score: str = "count") -> list[dict]:
     """Traces of `count` inputs per length, as `npi compile` makes them (and writes them to
-    `path` if given)."""
-    from npi_dsl.compile import iter_inputs
+    `path` if given). `cover=True` chooses each input from `pool` candidates by the decision
+    contexts it adds, as `npi compile --cover [--pool] [--cover-programs] [--cover-score]`
+    does (docs/tasks.md); `cover_programs` takes bare or qualified program names."""
+    from npi_dsl.compile import DEFAULT_POOL, cover_picks, iter_inputs
     from npi_dsl.trace import write_traces
 
     runner = task_runner(checked, task)
-    records = [runner.run(value, s) for s, value in
-               iter_inputs(runner, list(lengths), count, seed)]
+    if cover:
+        info = checked.task(task)
+        focus = None
+        if cover_programs is not None:
+            bare = {checked.bare(q): q for q in info.programs}
+            focus = frozenset(n if n in info.programs else bare.get(n, "")
+                              for n in cover_programs)
+            if "" in focus:
+                unknown = [n for n in cover_programs if n not in info.programs and n not in bare]
+                raise ValueError(f"task {info.name} runs no program {', '.join(unknown)} "
+                                 f"(it runs: {', '.join(sorted(bare))})")
+        records = [json.loads(p.line) for p in cover_picks(
+            runner, list(lengths), count, seed, DEFAULT_POOL if pool is None else pool,
+            programs=focus, score=cover_score)]
+    else:
+        if pool is not None or cover_programs is not None or cover_score != "count":
+            raise ValueError("pool, cover_programs and cover_score choose among candidate "
+                             "inputs and need cover=True")
+        records = [runner.run(value, s) for s, value in
+                   iter_inputs(runner, list(lengths), count, seed)]
     if path is not None:
         write_traces(path, records)
     return records
