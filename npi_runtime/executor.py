@@ -252,7 +252,7 @@ class StepKernel:
         slots = p["offsets"].shape[0] - 3
         idx = np.empty((len(observations), slots + 3), dtype=np.int64)
         idx[:, :slots] = observations
-        idx[:, slots:] = args
+        np.clip(args, 0, self.arg_range - 1, out=idx[:, slots:])  # as the encoder does
         idx += p["offsets"]
         return idx
 
