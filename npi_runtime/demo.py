@@ -59,7 +59,9 @@ def run_demo(out_dir: Path, seed: int = 0, on_event: Callable[[str, dict], None]
     say(f"compiled {len(traces)} traces (32 per length, 1-20 digits) in "
         f"{time.perf_counter() - t0:.1f} s")
     if resume:
-        say(f"continuing the earlier run in {out_dir / 'model'} (remove it to start over)")
+        finished = read_manifest(out_dir / "model").get("progress", {}).get("stopped")
+        say(f"{'reusing the finished' if finished else 'continuing the interrupted'} run in "
+            f"{out_dir / 'model'} (remove it to start over)")
     result = api.train(checked, traces, out_dir / "model", "add", model_config=model_config,
                        train_config=train_config or TrainConfig(seed=seed), resume=resume,
                        on_event=on_event)
