@@ -252,7 +252,10 @@ class StepKernel:
         slots = p["offsets"].shape[0] - 3
         idx = np.empty((len(observations), slots + 3), dtype=np.int64)
         idx[:, :slots] = observations
-        np.clip(args, 0, self.arg_range - 1, out=idx[:, slots:])  # as the encoder does
+        a = idx[:, slots:]
+        a[:] = args
+        np.minimum(a, self.arg_range - 1, out=a)  # clamped as the encoder does (np.clip
+        np.maximum(a, 0, out=a)  # costs 30 us a call here, these two ufuncs 2)
         idx += p["offsets"]
         return idx
 
