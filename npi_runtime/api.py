@@ -257,13 +257,14 @@ def run_network(model: NPI, checked: Checked, inputs: Sequence[Any], task: str |
 
 def verify(model: NPI | str | Path, checked: Checked, lengths: Sequence[int], count: int,
            seed: int = 0, task: str | None = None, *, keep_outputs: bool = False,
-           progress: Callable[[Any], None] | None = None) -> VerifyReport:
-    """Compare the network with the reference at each length (see npi_runtime.verify)."""
+           progress: Callable[[Any], None] | None = None, threads: int = 1) -> VerifyReport:
+    """Compare the network with the reference at each length (see npi_runtime.verify);
+    `threads` > 1 runs big batches of the network on that many cores."""
     if not isinstance(model, NPI):
         model = load_model(model, checked)
     runner = task_runner(checked, task)
     return _verify(model, runner, lengths, count, seed, keep_outputs=keep_outputs,
-                   progress=progress)
+                   progress=progress, threads=threads)
 
 
 def sample(checked: Checked, length: int, seed: int = 0, task: str | None = None) -> Any:

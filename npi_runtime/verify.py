@@ -96,7 +96,8 @@ def teacher_forced_accuracy(model: NPI, records: Sequence[dict], env_name: str,
 
 def evaluate_inputs(model: NPI, runner: TaskRunner, length: int,
                     inputs: Sequence[tuple[int | None, Any]], *, batch: int = DEFAULT_BATCH,
-                    keep_outputs: bool = False, max_failures: int = 50) -> LengthReport:
+                    keep_outputs: bool = False, max_failures: int = 50,
+                    threads: int = 1) -> LengthReport:
     """Run the reference and the network on `inputs` ((seed, normalised input) pairs)."""
     t0 = time.perf_counter()
     env_name = runner.checked.env_name
@@ -117,7 +118,8 @@ def evaluate_inputs(model: NPI, runner: TaskRunner, length: int,
         refs = [reference_decisions(rec, memory) for rec in records]
         depth = max(max(st["depth"] for st in rec["steps"]) for rec in records)
         longest = max(len(x) for x in refs)
-        executor = NeuralExecutor(model, env_name, max_steps=2 * longest + 64,
+        executor = NeuralExecutor(model, env_name, threads=threads,
+                                  max_steps=2 * longest + 64,
                                   max_depth=2 * depth + 8)
         envs = []
         for _, value in chunk:
@@ -165,13 +167,15 @@ def sample_inputs(runner: TaskRunner, length: int, count: int, seed: int) -> lis
 
 def verify(model: NPI, runner: TaskRunner, lengths: Sequence[int], count: int, seed: int, *,
            batch: int = DEFAULT_BATCH, keep_outputs: bool = False,
-           progress: Callable[[LengthReport], None] | None = None) -> VerifyReport:
-    """Closed-loop and teacher-forced comparison at every length (`count` inputs each)."""
+           progress: Callable[[LengthReport], None] | None = None,
+           threads: int = 1) -> VerifyReport:
+    """Closed-loop and teacher-forced comparison at every length (`count` inputs each);
+    `threads` > 1 steps big batches on that many cores (NeuralExecutor)."""
     reports = []
     for length in lengths:
         inputs = sample_inputs(runner, length, count, seed)
         rep = evaluate_inputs(model, runner, length, inputs, batch=batch,
-                              keep_outputs=keep_outputs)
+                              keep_outputs=keep_outputs, threads=threads)
         reports.append(rep)
         if progress is not None:
             progress(rep)

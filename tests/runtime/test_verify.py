@@ -111,3 +111,27 @@ def test_cli_train_and_resume(copy_file: Path, copy_traces: list[dict], tmp_path
     assert res.exit_code == 2 and "--resume" in res.output
     res = runner.invoke(app, ["train", str(copy_file), str(traces), "--resume", str(run)])
     assert res.exit_code == 0, res.output  # already finished: nothing to do
+
+
+def test_cli_verify_threads_give_the_same_report(trained, copy_file: Path, tmp_path: Path) -> None:
+    """--threads 2 cuts a big batch (120 inputs) across two threads: the same report, failures
+    included (a damaged model, so that there are divergences to compare)."""
+    model = copy.deepcopy(trained.model)
+    _damage(model)
+    from npi_runtime import checkpoint as ckpt
+
+    manifest = json.loads((trained.run_dir / "manifest.json").read_text())
+    ckpt.save_model(tmp_path / "bad", model, manifest)
+    reports = []
+    for threads in ("1", "2"):
+        res = runner.invoke(app, ["verify", str(tmp_path / "bad"), str(copy_file), "-l", "5,7",
+                                  "-n", "120", "--json", "--require", "0", "--threads", threads])
+        assert res.exit_code == 0, res.output
+        out = json.loads(res.stdout)
+        for r in out["lengths"]:
+            r.pop("seconds", None)
+        reports.append(out)
+    assert reports[0] == reports[1]
+    assert reports[0]["lengths"][0]["trace_exact"] < 1.0
+    res = runner.invoke(app, ["verify", str(trained.run_dir), str(copy_file), "--threads", "0"])
+    assert res.exit_code == 2
