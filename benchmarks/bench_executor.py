@@ -34,24 +34,14 @@ import torch  # noqa: E402
 from npi_dsl.bundled import program_path  # noqa: E402
 from npi_runtime import api  # noqa: E402
 from npi_runtime.executor import NeuralExecutor, blas_threads  # noqa: E402
+from npi_runtime.forcing import force_calls  # noqa: E402
 from npi_runtime.model import NPIConfig  # noqa: E402
 
 
 def looping_model(checked, config: NPIConfig | None = None):
     """A model that calls ACT WRITE(out, 7) forever (no return): a fixed-length workload."""
-    model = api.new_model(checked, config or NPIConfig.paper())
-    c = model.config
-    with torch.no_grad():
-        out = model.heads[2]
-        out.weight.mul_(0.01)
-        out.bias.zero_()
-        out.bias[0] = -50.0
-        out.bias[1] = 1.0
-        model.memory.keys.zero_()
-        model.memory.keys[model.memory.index("ACT"), 0] = 50.0
-        for i, a in enumerate((1, 3, 7)):
-            out.bias[1 + c.key_dim + i * c.arg_range + a] = 50.0
-    return model
+    return force_calls(api.new_model(checked, config or NPIConfig.paper()), "ACT", (1, 3, 7),
+                       keep=0.01)
 
 
 def bench_executor(model, checked, batch: int, steps: int, repeats: int = 3,

@@ -17,22 +17,7 @@ from npi_runtime.executor import (
     NeuralExecutor,
     StepKernel,
 )
-
-
-def _forced(model, program: str, args: tuple[int, int, int]):
-    """Make the network always call `program` with `args` and never return."""
-    c = model.config
-    with torch.no_grad():
-        out = model.heads[2]
-        out.weight.zero_()
-        out.bias.zero_()
-        out.bias[0] = -50.0  # never end
-        out.bias[1 : 1 + c.key_dim] = 0.0
-        out.bias[1] = 1.0  # the key is the first unit vector
-        model.memory.keys.zero_()
-        model.memory.keys[model.memory.index(program), 0] = 50.0
-        for i, a in enumerate(args):
-            out.bias[1 + c.key_dim + i * c.arg_range + a] = 50.0
+from npi_runtime.forcing import force_calls
 
 
 def _envs(checked, runner, values):
@@ -48,7 +33,7 @@ def test_step_budget_stops_a_network_that_loops(programs_dir: Path) -> None:
     checked = api.load_program(programs_dir / "addition.npi")
     runner = api.task_runner(checked)
     model = api.new_model(checked)
-    _forced(model, "ACT", (1, 3, 7))  # WRITE(out, 7) forever
+    force_calls(model, "ACT", (1, 3, 7))  # WRITE(out, 7) forever
     ex = NeuralExecutor(model, "scratchpad", max_steps=500, max_depth=10)
     outs = ex.run(_envs(checked, runner, [["12", "34"], ["5", "6"]]), "addition.ADD")
     assert [o.status for o in outs] == [STEP_BUDGET, STEP_BUDGET]
@@ -60,7 +45,7 @@ def test_depth_budget_stops_runaway_calls(programs_dir: Path) -> None:
     checked = api.load_program(programs_dir / "addition.npi")
     runner = api.task_runner(checked)
     model = api.new_model(checked)
-    _forced(model, "addition.ADD", (0, 0, 0))  # ADD calls ADD calls ADD ...
+    force_calls(model, "addition.ADD", (0, 0, 0))  # ADD calls ADD calls ADD ...
     ex = NeuralExecutor(model, "scratchpad", max_steps=10_000, max_depth=40)
     (o,) = ex.run(_envs(checked, runner, [["1", "2"]]), "addition.ADD")
     assert o.status == DEPTH_BUDGET and o.max_depth == 40 and o.steps == 41
@@ -70,7 +55,7 @@ def test_illegal_action_is_reported(programs_dir: Path) -> None:
     checked = api.load_program(programs_dir / "addition.npi")
     runner = api.task_runner(checked)
     model = api.new_model(checked)
-    _forced(model, "ACT", (0, 0, 0))  # MOVE(in1, LEFT) until it falls off the pad
+    force_calls(model, "ACT", (0, 0, 0))  # MOVE(in1, LEFT) until it falls off the pad
     (o,) = NeuralExecutor(model, "scratchpad").run(_envs(checked, runner, [["1", "2"]]),
                                                      "addition.ADD")
     assert o.status == ENV_ERROR and "ACT[0, 0, 0]" in o.message

@@ -12,6 +12,7 @@ import torch
 
 from npi_runtime import api
 from npi_runtime.executor import NeuralExecutor, blas_threads
+from npi_runtime.forcing import force_calls
 
 
 def _noisy_model(checked, seed: int):
@@ -79,17 +80,7 @@ def test_a_changed_model_is_run_with_its_new_weights(programs_dir: Path) -> None
     ex = NeuralExecutor(model, "scratchpad", max_steps=50)
     first = ex.run(_envs(runner, 4, 0), "addition.ADD", record=True)
     assert ex.run(_envs(runner, 4, 0), "addition.ADD", record=True) == first
-    c = model.config
-    with torch.no_grad():  # in place: always ACT WRITE(out, 7), never return
-        out = model.heads[2]
-        out.weight.zero_()
-        out.bias.zero_()
-        out.bias[0] = -50.0
-        out.bias[1] = 1.0
-        model.memory.keys.zero_()
-        model.memory.keys[model.memory.index("ACT"), 0] = 50.0
-        for i, a in enumerate((1, 3, 7)):
-            out.bias[1 + c.key_dim + i * c.arg_range + a] = 50.0
+    force_calls(model, "ACT", (1, 3, 7))  # in place: always ACT WRITE(out, 7), never return
     after = ex.run(_envs(runner, 4, 0), "addition.ADD", record=True)
     assert all(o.status == "step_budget" and o.steps == 50 for o in after)
     assert all(d == (False, model.memory.index("ACT"), (1, 3, 7)) for d in after[0].decisions)
