@@ -265,7 +265,13 @@ def compile_traces(
         fail(f"cannot write {output!r}: {e}")
     try:
         with writer:
-            bar = progress.add_task(f"compiling {info.name}", total=total) if progress else None
+            n_pool = DEFAULT_POOL if pool is None else pool
+            # with --cover the bar counts candidate runs (rarity runs them all before writing)
+            units = total * n_pool if cover else total
+            bar = progress.add_task(
+                f"{'choosing inputs for' if cover else 'compiling'} {info.name}",
+                total=units) if progress else None
+            tried = 0
             if progress is not None:
                 progress.start()
             run_line = runner.run_line
@@ -277,11 +283,13 @@ def compile_traces(
 
             def covered() -> Iterator[tuple[str, int, int]]:
                 def trying(s: int, value: Any) -> None:
-                    nonlocal current
+                    nonlocal current, tried
                     current = (s, value)
+                    tried += 1
+                    if progress is not None and tried & 31 == 0:
+                        progress.update(bar, completed=tried)
 
-                for p in cover_picks(runner, lengths, count, seed,
-                                     DEFAULT_POOL if pool is None else pool, coverage, focus,
+                for p in cover_picks(runner, lengths, count, seed, n_pool, coverage, focus,
                                      on_candidate=trying, score=cover_score or "count"):
                     yield p.line, p.steps, p.new
 
@@ -292,7 +300,7 @@ def compile_traces(
                 writer.write(line)
                 if collector is not None:
                     collector.add(line)
-                if progress is not None and (k & 15 == 15 or k + 1 == total):
+                if progress is not None and not cover and (k & 15 == 15 or k + 1 == total):
                     progress.update(bar, completed=k + 1)
     except NpiRuntimeError as e:
         if progress is not None:
