@@ -125,15 +125,30 @@ def train(
         "--val-lengths", help="Validation lengths, A..B or a comma list (default: 2L+3 and "
         "5L+3 for the longest training length L).", callback=lambda v: v if v is None
         else check_lengths(v), show_default=False)] = None,
+    val_count: Annotated[int | None, typer.Option(
+        "--val-count", min=1, help="Validation inputs per length (default 8; more make "
+        "'perfect' mean more, at the cost of time).", show_default=False)] = None,
+    patience: Annotated[int | None, typer.Option(
+        "--patience", min=1, help="Stop after validation is perfect this many times in a "
+        "row (default 3).", show_default=False)] = None,
 ) -> None:
     """Train an NPI on traces of a task (teacher-forced, batched frames, resumable).
 
     Writes RUN_DIR/model.safetensors, manifest.json, metrics.jsonl and resume/. Stops once
-    closed-loop validation on longer inputs is perfect 3 times in a row, or after --epochs.
+    closed-loop validation on longer inputs is perfect --patience times in a row (3), or
+    after --epochs.
     """
     if (output is None) == (resume is None):
         fail("give either -o RUN_DIR (a new run) or --resume RUN_DIR (an interrupted one)",
              code=2)
+    if resume is not None:
+        given = [flag for flag, value in (
+            ("--epochs", epochs), ("--hidden", hidden), ("--threads", threads),
+            ("--val-lengths", val_lengths), ("--val-count", val_count),
+            ("--patience", patience)) if value is not None]
+        if given:
+            fail(f"--resume continues with the run's own configuration (its manifest.json); "
+                 f"leave out {', '.join(given)}", code=2)
     if output is not None and (output / "manifest.json").exists():
         fail(f"{output} already holds a run; continue it with --resume {output}, or choose "
              "another directory", code=2)
@@ -152,6 +167,10 @@ def train(
         tc.threads = threads
     if val_lengths is not None:
         tc.val_lengths = tuple(parse_lengths(val_lengths))
+    if val_count is not None:
+        tc.val_count = val_count
+    if patience is not None:
+        tc.patience = patience
     mc = NPIConfig() if hidden is None else NPIConfig.sized(hidden)
     run_dir = resume if resume is not None else output
     assert run_dir is not None

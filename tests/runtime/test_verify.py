@@ -111,6 +111,20 @@ def test_cli_train_and_resume(copy_file: Path, copy_traces: list[dict], tmp_path
     assert res.exit_code == 2 and "--resume" in res.output
     res = runner.invoke(app, ["train", str(copy_file), str(traces), "--resume", str(run)])
     assert res.exit_code == 0, res.output  # already finished: nothing to do
+    res = runner.invoke(app, ["train", str(copy_file), str(traces), "--resume", str(run),
+                              "--patience", "5", "--hidden", "32"])
+    assert res.exit_code == 2 and "leave out --hidden, --patience" in res.output
+    import json
+
+    run2 = tmp_path / "run2"
+    res = runner.invoke(app, ["train", str(copy_file), str(traces), "-o", str(run2), "--epochs",
+                              "1", "--hidden", "16", "--val-lengths", "5", "--val-count", "3",
+                              "--patience", "1"])
+    assert res.exit_code == 0, res.output
+    training = json.loads((run2 / "manifest.json").read_text())["training"]
+    assert training["val_count"] == 3 and training["patience"] == 1
+    assert list(json.loads((run2 / "metrics.jsonl").read_text().splitlines()[0])["val"]
+                ["lengths"]) == ["5"]
 
 
 def test_cli_verify_threads_give_the_same_report(trained, copy_file: Path, tmp_path: Path) -> None:
