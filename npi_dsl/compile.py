@@ -14,7 +14,7 @@ import json
 import random
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -229,6 +229,28 @@ class Coverage:
 COVER_SCORES = ("count", "rarity")
 
 
+def cover_programs(checked: Any, task: str, names: Iterable[str]) -> frozenset[str]:
+    """The qualified names of `names` (bare or qualified) among the programs task `task`
+    runs, for `cover_picks(programs=...)`; ValueError naming an unknown one."""
+    info = checked.task(task)
+    reachable = {checked.bare(q): q for q in info.programs}
+    chosen = []
+    for name in names:
+        q = name if name in info.programs else reachable.get(name)
+        if q is None:
+            raise ValueError(f"task `{info.name}` runs no program {name!r} (it runs: "
+                             f"{', '.join(sorted(reachable))})")
+        chosen.append(q)
+    return frozenset(chosen)
+
+
+def _candidate(runner: TaskRunner, seed: int, length: int, index: int,
+               j: int) -> tuple[int, JSON]:
+    """Candidate j of trace slot (length, index): its seed and normalised input."""
+    s = cover_seed(seed, length, index, j)
+    return s, runner.parse_input(runner.sample_input(random.Random(s), length))
+
+
 def cover_picks(runner: TaskRunner, lengths: list[int], count: int, seed: int, pool: int,
                 coverage: Coverage | None = None,
                 programs: frozenset[str] | None = None,
@@ -258,15 +280,12 @@ def cover_picks(runner: TaskRunner, lengths: list[int], count: int, seed: int, p
         yield from _rarity_picks(runner, lengths, count, seed, pool, coverage, programs,
                                  on_candidate)
         return
-    sample = runner.sample_input
-    parse = runner.parse_input
     run_line = runner.run_line
     for length in lengths:
         for index in range(count):
             best: tuple[int, int, int, JSON, str, int, set[Context]] | None = None
             for j in range(pool):
-                s = cover_seed(seed, length, index, j)
-                value = parse(sample(random.Random(s), length))
+                s, value = _candidate(runner, seed, length, index, j)
                 if on_candidate is not None:
                     on_candidate(s, value)
                 line = run_line(value, s, normalized=True)
@@ -283,8 +302,6 @@ def cover_picks(runner: TaskRunner, lengths: list[int], count: int, seed: int, p
 def _rarity_picks(runner: TaskRunner, lengths: list[int], count: int, seed: int, pool: int,
                   coverage: Coverage, programs: frozenset[str] | None,
                   on_candidate: Callable[[int, JSON], None] | None) -> Iterator[CoverPick]:
-    sample = runner.sample_input
-    parse = runner.parse_input
     run_line = runner.run_line
     ids: dict[Context, int] = {}
     frequency: list[int] = []  # by id: how many candidates have the context
@@ -293,8 +310,7 @@ def _rarity_picks(runner: TaskRunner, lengths: list[int], count: int, seed: int,
         for index in range(count):
             candidates = []
             for j in range(pool):
-                s = cover_seed(seed, length, index, j)
-                value = parse(sample(random.Random(s), length))
+                s, value = _candidate(runner, seed, length, index, j)
                 if on_candidate is not None:
                     on_candidate(s, value)
                 own = []
@@ -327,8 +343,7 @@ def _rarity_picks(runner: TaskRunner, lengths: list[int], count: int, seed: int,
         for k in candidates[best_j]:
             covered[k] = 1
         new = coverage.add({context_of[k] for k in candidates[best_j]})
-        s = cover_seed(seed, length, index, best_j)
-        value = parse(sample(random.Random(s), length))
+        s, value = _candidate(runner, seed, length, index, best_j)
         line = run_line(value, s, normalized=True)
         yield CoverPick(seed=s, value=value, line=line, steps=runner.last_steps,
                         candidate=best_j, new=new)

@@ -64,20 +64,13 @@ def compile_traces(checked: Checked, task: str | None = None, *, lengths: Iterab
     contexts it adds, as `npi compile --cover [--pool] [--cover-programs] [--cover-score]`
     does (docs/tasks.md); `cover_programs` takes bare or qualified program names."""
     from npi_dsl.compile import DEFAULT_POOL, cover_picks, iter_inputs
+    from npi_dsl.compile import cover_programs as resolve
     from npi_dsl.trace import write_traces
 
     runner = task_runner(checked, task)
     if cover:
-        info = checked.task(task)
-        focus = None
-        if cover_programs is not None:
-            bare = {checked.bare(q): q for q in info.programs}
-            focus = frozenset(n if n in info.programs else bare.get(n, "")
-                              for n in cover_programs)
-            if "" in focus:
-                unknown = [n for n in cover_programs if n not in info.programs and n not in bare]
-                raise ValueError(f"task {info.name} runs no program {', '.join(unknown)} "
-                                 f"(it runs: {', '.join(sorted(bare))})")
+        focus = (None if cover_programs is None
+                 else resolve(checked, runner.task.name, cover_programs))
         records = [json.loads(p.line) for p in cover_picks(
             runner, list(lengths), count, seed, DEFAULT_POOL if pool is None else pool,
             programs=focus, score=cover_score)]

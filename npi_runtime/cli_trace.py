@@ -332,20 +332,18 @@ def compile_traces(
 def _cover_programs_or_exit(checked: Any, info: Any, names: str | None) -> frozenset[str] | None:
     """--cover-programs: the qualified names it picks among the task's programs (exit 2 on an
     unknown name); None for every program."""
+    from npi_dsl.compile import cover_programs
+
     if names is None:
         return None
-    reachable = {checked.bare(q): q for q in info.programs}
-    chosen = []
-    for name in (n.strip() for n in names.split(",")):
-        if not name:
-            fail(f"--cover-programs {names!r}: expected a comma list of program names, "
-                 "e.g. ADD1,CARRY", code=2)
-        q = name if name in info.programs else reachable.get(name)
-        if q is None:
-            fail(f"--cover-programs: task `{info.name}` runs no program {name!r} (it runs: "
-                 f"{', '.join(sorted(reachable))})", code=2)
-        chosen.append(q)
-    return frozenset(chosen)
+    listed = [n.strip() for n in names.split(",")]
+    if not all(listed):
+        fail(f"--cover-programs {names!r}: expected a comma list of program names, "
+             "e.g. ADD1,CARRY", code=2)
+    try:
+        return cover_programs(checked, info.name, listed)
+    except ValueError as e:
+        fail(f"--cover-programs: {e}", code=2)
 
 
 def _print_coverage(coverage: Any, last_new: int, full: bool) -> None:
