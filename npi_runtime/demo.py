@@ -22,20 +22,21 @@ VERIFY_COUNT = 20
 VERIFY_SEED = 1511
 
 
-def earlier_run(out_dir: Path, seed: int) -> bool:
-    """Whether `out_dir` holds an earlier demo run (finished or interrupted) to continue.
+def earlier_run(out_dir: Path, seed: int) -> dict | None:
+    """The manifest of an earlier demo run in `out_dir` (finished or interrupted) to
+    continue, or None.
 
     Raises CheckpointError when it holds a run that `npi demo --seed seed` cannot continue:
     another seed, or a corrupt checkpoint."""
     model_dir = Path(out_dir) / "model"
     if not (model_dir / "manifest.json").exists():
-        return False
+        return None
     manifest = read_manifest(model_dir)
     earlier = manifest.get("training", {}).get("seed")
     if earlier != seed:
         raise CheckpointError(f"{model_dir} holds a demo run with seed {earlier}, not {seed}: "
                               "choose another --out, or remove it to start over")
-    return True
+    return manifest
 
 
 def run_demo(out_dir: Path, seed: int = 0, on_event: Callable[[str, dict], None] | None = None,
@@ -50,7 +51,7 @@ def run_demo(out_dir: Path, seed: int = 0, on_event: Callable[[str, dict], None]
     keyword arguments exist for tests and experiments; the demo is their defaults.
     """
     out_dir = Path(out_dir)
-    resume = earlier_run(out_dir, seed)
+    earlier = earlier_run(out_dir, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     checked = api.load_program(program_path("addition"))
     t0 = time.perf_counter()
@@ -58,12 +59,13 @@ def run_demo(out_dir: Path, seed: int = 0, on_event: Callable[[str, dict], None]
                                 seed=TRAIN_SEED, path=out_dir / "traces.jsonl.gz")
     say(f"compiled {len(traces)} traces (32 per length, 1-20 digits) in "
         f"{time.perf_counter() - t0:.1f} s")
-    if resume:
-        finished = read_manifest(out_dir / "model").get("progress", {}).get("stopped")
+    if earlier is not None:
+        finished = earlier.get("progress", {}).get("stopped")
         say(f"{'reusing the finished' if finished else 'continuing the interrupted'} run in "
             f"{out_dir / 'model'} (remove it to start over)")
     result = api.train(checked, traces, out_dir / "model", "add", model_config=model_config,
-                       train_config=train_config or TrainConfig(seed=seed), resume=resume,
+                       train_config=train_config or TrainConfig(seed=seed),
+                       resume=earlier is not None,
                        on_event=on_event)
     s = result.summary
     say(f"trained in {s['seconds']:.1f} s ({s['epochs']} epochs; {s['stopped']})")
