@@ -206,7 +206,6 @@ class StepKernel:
         # sigmoid for every gate; the g gate's rows doubled, since tanh(x) = 2 sigmoid(2x) - 1
         scale = torch.ones(4 * hid, 1)
         scale[2 * hid : 3 * hid] = 2.0
-        w_ih0 = lstm.weight_ih_l0.detach()
         self.w_gates: list[np.ndarray] = []
         self.b_gates: list[np.ndarray] = []
         for layer in range(c.layers):
@@ -214,7 +213,7 @@ class StepKernel:
             w_hh = getattr(lstm, f"weight_hh_l{layer}").detach()
             b = (getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}")).detach()
             if layer == 0:  # the LayerNorm's gain and bias
-                w_ih, b = w_ih0 * gain, b + w_ih0 @ shift
+                w_ih, b = w_ih * gain, b + w_ih @ shift
             self.w_gates.append(_np((scale * torch.cat([w_ih, w_hh], dim=1)).t()))
             self.b_gates.append(_np(scale[:, 0] * b))
         self.nb_gates = [-b for b in self.b_gates]  # small batches: -(x + b) in one operation
@@ -426,6 +425,7 @@ class NeuralExecutor:
         self.threads = max(1, int(threads))
         self.act = model.memory.index(ACT)
         self.names = model.memory.names
+        self.bare = [n.rsplit(".", 1)[-1] for n in self.names]  # for messages
         self._kernel: tuple[tuple, StepKernel] | None = None
 
     def kernel(self) -> StepKernel:
@@ -550,19 +550,16 @@ class NeuralExecutor:
                 over = d > max_depth
                 if over.any():
                     for row in rows[over].tolist():
-                        name = self.names[int(dec[row, 1])].rsplit(".", 1)[-1]
+                        name = self.bare[int(dec[row, 1])]
                         finished[row] = (DEPTH_BUDGET, f"depth budget {max_depth} exceeded: "
                                                        f"{self._stack(frames(row))} calls {name}")
                     rows, d = rows[~over], d[~over]
                 if rows.size:  # calls: push the caller's frame and state, start a new frame
-                    if int(d.max()) > cap:
+                    if int(d.max()) > cap:  # deeper stacks: widen the depth axis
                         grow = max(cap, int(d.max()) - cap)
-                        stk_prog = np.concatenate([stk_prog, np.zeros((len(progs), grow),
-                                                                      dtype=np.int64)], 1)
-                        stk_args = np.concatenate([stk_args, np.zeros((len(progs), grow, 3),
-                                                                      dtype=np.int64)], 1)
-                        stk_slot = np.concatenate([stk_slot, np.zeros((len(progs), grow),
-                                                                      dtype=np.int64)], 1)
+                        stk_prog, stk_args, stk_slot = (
+                            np.pad(a, [(0, 0), (0, grow)] + [(0, 0)] * (a.ndim - 2))
+                            for a in (stk_prog, stk_args, stk_slot))
                         cap += grow
                     stk_prog[rows, d - 1] = progs[rows]
                     stk_args[rows, d - 1] = fargs[rows]
@@ -606,7 +603,7 @@ class NeuralExecutor:
                     self._diverged(r, step, frames(row), decision, obs[row], kernel, out[row])
 
     def _stack(self, frames: list[int]) -> str:
-        return " > ".join(self.names[p].rsplit(".", 1)[-1] for p in frames)
+        return " > ".join(self.bare[p] for p in frames)
 
     def _diverged(self, r: _Instance, step: int, frames: list[int], decision: Decision,
                   obs: Any, kernel: StepKernel, row: np.ndarray) -> None:
@@ -616,7 +613,7 @@ class NeuralExecutor:
         probs = kernel.probabilities(row)
         r.divergence = {
             "step": step,
-            "stack": [self.names[p].rsplit(".", 1)[-1] for p in frames],
+            "stack": [self.bare[p] for p in frames],
             "obs": [int(x) for x in obs] if isinstance(obs, (tuple, list)) else None,
             "expected": None if expected is None else self._describe(expected, probs),
             "chosen": self._describe(decision, probs),
@@ -629,7 +626,7 @@ class NeuralExecutor:
         out: dict[str, Any] = {"end": bool(end), "p_end": p_end if end else 1.0 - p_end}
         if not end:
             out.update({
-                "call": self.names[prog].rsplit(".", 1)[-1],
+                "call": self.bare[prog],
                 "call_args": list(a),
                 "p_call": float(p_prog[prog]),
                 "p_args": [float(p_args[i, a[i]]) for i in range(3)],
