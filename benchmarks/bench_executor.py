@@ -54,11 +54,8 @@ def bench_executor(model, checked, batch: int, steps: int, repeats: int = 3,
                         threads=threads)
     best, cpu = float("inf"), float("inf")
     for r in range(repeats):
-        envs = []
-        for i in range(batch):
-            env = runner.new_env()
-            env.reset(runner.sample_input(random.Random(1000 * r + i), 1000))
-            envs.append(env)
+        envs = [runner.new_env(runner.sample_input(random.Random(1000 * r + i), 1000))
+                for i in range(batch)]
         t, c = time.perf_counter(), time.process_time()
         outs = ex.run(envs, runner.task.entry)
         dt, dc = time.perf_counter() - t, time.process_time() - c

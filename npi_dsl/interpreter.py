@@ -53,6 +53,8 @@ _STACK_SHOWN = 8
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
+_UNSET: Any = object()  # new_env(): no input given
+
 
 # ---------------------------------------------------------------------------- errors
 
@@ -285,9 +287,13 @@ class TaskRunner:
         self.last_steps = 0
 
     # ---- environments
-    def new_env(self) -> Environment:
-        """A fresh instance of the task's environment (with the file's configuration)."""
-        return self.checked.create_env()
+    def new_env(self, value: JSON = _UNSET) -> Environment:
+        """A fresh instance of the task's environment (with the file's configuration), reset
+        to the normalised input `value` when one is given."""
+        env = self.checked.create_env()
+        if value is not _UNSET:
+            env.reset(value)
+        return env
 
     def bind(self, env: Environment) -> _Binding:
         """The compiled programs bound to `env` (cached for the last few environments).

@@ -234,11 +234,7 @@ def run_network(model: NPI, checked: Checked, inputs: Sequence[Any], task: str |
     out: list[dict] = []
     for lo in range(0, len(values), batch):
         chunk = values[lo : lo + batch]
-        envs = []
-        for v in chunk:
-            env = runner.new_env()
-            env.reset(v)
-            envs.append(env)
+        envs = [runner.new_env(v) for v in chunk]
         outcomes: list[Outcome] = executor.run(envs, runner.task.entry, runner.task.entry_args)
         for v, env, o in zip(chunk, envs, outcomes, strict=True):
             result = runner.result(env) if o.ok else None

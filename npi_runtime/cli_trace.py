@@ -132,8 +132,7 @@ def run(
     if steps:
         env = None
         if show_env:
-            env = runner.new_env()
-            env.reset(value)
+            env = runner.new_env(value)
         arity = {checked.bare(q): len(p.params) for q, p in checked.programs.items()}
         title = Text.from_markup(f"task [bold]{info.name}[/] on {_short(value)}"
                                  + (" [red](stopped by an error)[/]"

@@ -121,11 +121,7 @@ def evaluate_inputs(model: NPI, runner: TaskRunner, length: int,
         executor = NeuralExecutor(model, env_name, threads=threads,
                                   max_steps=2 * longest + 64,
                                   max_depth=2 * depth + 8)
-        envs = []
-        for _, value in chunk:
-            env = runner.new_env()
-            env.reset(value)
-            envs.append(env)
+        envs = [runner.new_env(value) for _, value in chunk]
         outcomes = executor.run(envs, entry, entry_args, references=refs)
         for (seed, value), rec, env, o in zip(chunk, records, envs, outcomes, strict=True):
             try:

@@ -21,12 +21,7 @@ from npi_runtime.forcing import force_calls
 
 
 def _envs(checked, runner, values):
-    envs = []
-    for v in values:
-        env = runner.new_env()
-        env.reset(runner.parse_input(v))
-        envs.append(env)
-    return envs
+    return [runner.new_env(runner.parse_input(v)) for v in values]
 
 
 def test_step_budget_stops_a_network_that_loops(programs_dir: Path) -> None:

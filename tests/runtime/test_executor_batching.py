@@ -25,12 +25,8 @@ def _noisy_model(checked, seed: int):
 
 
 def _envs(runner, n: int, seed: int):
-    envs = []
-    for i in range(n):
-        env = runner.new_env()
-        env.reset(runner.sample_input(random.Random(seed * 1000 + i), 1 + i % 7))
-        envs.append(env)
-    return envs
+    return [runner.new_env(runner.sample_input(random.Random(seed * 1000 + i), 1 + i % 7))
+            for i in range(n)]
 
 
 def _key(o):
