@@ -233,7 +233,7 @@ def test_compile_output_must_be_a_file_in_an_existing_directory(tmp_path: Path) 
 
 
 def test_compile_draws_progress_only_on_a_terminal(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    from npi_runtime import cli_common
+    from npi_runtime.cli import common as cli_common
 
     out = tmp_path / "t.jsonl"
     monkeypatch.setattr(cli_common.err, "_force_terminal", True)

@@ -1,0 +1,368 @@
+"""`npi train`, `npi verify`, `npi demo`: the neural commands (torch is imported inside them).
+
+Domain errors (a bad trace file, a corrupt or mismatched checkpoint, a failing reference run)
+are caught here, printed on stderr and end the command with exit 1; usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from npi_runtime.cli.common import check_lengths, err, fail, load_or_exit, out, task_or_exit
+
+_FILE = Annotated[Path, typer.Argument(help="The .npi program file.", exists=True,
+                                       dir_okay=False, show_default=False)]
+_TASK = Annotated[str | None, typer.Option(
+    "--task", "-t", help="The task; may be left out when the file defines one task.",
+    show_default=False)]
+
+
+
+def _quiet_threads() -> None:
+    """Keep OpenMP from spinning on a shared machine (must precede importing torch)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def _domain_errors() -> tuple[type[BaseException], ...]:
+    from npi_dsl.envs.base import EnvError
+    from npi_dsl.interpreter import NpiRuntimeError
+    from npi_dsl.trace import TraceFormatError
+    from npi_runtime.checkpoint import CheckpointError
+    from npi_runtime.data import TraceError
+
+    return (CheckpointError, TraceError, TraceFormatError, NpiRuntimeError, EnvError)
+
+
+def _report_error(e: BaseException) -> None:
+    from npi_dsl.interpreter import NpiRuntimeError
+
+    if isinstance(e, NpiRuntimeError):
+        from rich.markup import escape
+
+        text = e.render()
+        head, _, rest = text.partition("\n")
+        err.print(f"[bold red]{escape(head)}[/]")
+        if rest:
+            err.print(rest, markup=False)
+        raise typer.Exit(1)
+    fail(str(e))
+
+
+# ---------------------------------------------------------------------------- npi train
+
+
+class _TrainDisplay:
+    """A progress bar per epoch (only on a terminal) and one line per validation."""
+
+    def __init__(self) -> None:
+        self.progress: Any = None
+        self.bar: Any = None
+        if err.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                     MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                                     console=err, transient=True)
+            self.progress.start()
+
+    def __call__(self, kind: str, data: dict) -> None:
+        if kind == "batch" and self.progress is not None:
+            desc = f"epoch {data['epoch'] + 1}"
+            info = f"loss {data['loss']:.4f}  lr {data['lr']:.2g}"
+            if self.bar is None:
+                self.bar = self.progress.add_task(desc, total=data["batches"], info=info)
+            self.progress.update(self.bar, description=desc, total=data["batches"],
+                                 completed=data["batch"], info=info)
+        elif kind == "epoch":
+            t, v = data["train"], data["val"]
+            lengths = "  ".join(f"{n}: {x['result_exact']:.2f}/{x['trace_exact']:.2f}"
+                                for n, x in v["lengths"].items())
+            epoch = data["epoch"]
+            epoch = f"{epoch:>5.2f}" if isinstance(epoch, float) else f"{epoch:>5}"
+            err.print(f"epoch {epoch}  step {data['step']:>6}  "
+                      f"{data['seconds']:>6.1f} s  loss {t['loss']:.4f}  "
+                      f"acc end {t['end_acc']:.3f} prog {t['prog_acc']:.3f} "
+                      f"args {t['args_acc']:.3f}  | val step {v['step_accuracy']:.4f}  "
+                      f"exact result/trace {lengths}", markup=False, highlight=False)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def train(
+    file: _FILE,
+    traces: Annotated[list[Path], typer.Argument(
+        help="Trace files (npi-trace/1 JSON Lines, .gz or not) made by npi compile.",
+        exists=True, dir_okay=False, show_default=False)],
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="The run directory to create (weights, manifest, metrics, "
+        "resume state).", file_okay=False, show_default=False)] = None,
+    resume: Annotated[Path | None, typer.Option(
+        "--resume", help="Continue the interrupted run in this directory (with the "
+        "configuration it was started with).", exists=True, file_okay=False,
+        show_default=False)] = None,
+    task: _TASK = None,
+    seed: Annotated[int, typer.Option("--seed", "-s", min=0, help="Seed of the weights "
+                                      "and the data order.")] = 0,
+    epochs: Annotated[int | None, typer.Option(
+        "--epochs", min=1, help="At most this many epochs (default 400; training also "
+        "stops after 5000 optimizer steps).",
+        show_default=False)] = None,
+    hidden: Annotated[int | None, typer.Option(
+        "--hidden", min=8, help="LSTM units per layer (default 256, the paper's). "
+        "Also sizes the core, program embeddings and heads.", show_default=False)] = None,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", min=1, help="torch threads (default 1; see docs/training.md).",
+        show_default=False)] = None,
+    val_lengths: Annotated[str | None, typer.Option(
+        "--val-lengths", help="Validation lengths, A..B or a comma list (default: 2L+3 and "
+        "5L+3 for the longest training length L).", callback=lambda v: v if v is None
+        else check_lengths(v), show_default=False)] = None,
+    val_count: Annotated[int | None, typer.Option(
+        "--val-count", min=1, help="Validation inputs per length (default 8; more make "
+        "'perfect' mean more, at the cost of time).", show_default=False)] = None,
+    patience: Annotated[int | None, typer.Option(
+        "--patience", min=1, help="Stop after validation is perfect this many times in a "
+        "row (default 3).", show_default=False)] = None,
+) -> None:
+    """Train an NPI on traces of a task (teacher-forced, batched frames, resumable).
+
+    Writes RUN_DIR/model.safetensors, manifest.json, metrics.jsonl and resume/. Stops once
+    closed-loop validation on longer inputs is perfect --patience times in a row (3), or
+    after --epochs.
+    """
+    if (output is None) == (resume is None):
+        fail("give either -o RUN_DIR (a new run) or --resume RUN_DIR (an interrupted one)",
+             code=2)
+    if resume is not None:
+        given = [flag for flag, value in (
+            ("--epochs", epochs), ("--hidden", hidden), ("--threads", threads),
+            ("--val-lengths", val_lengths), ("--val-count", val_count),
+            ("--patience", patience)) if value is not None]
+        if given:
+            fail(f"--resume continues with the run's own configuration (its manifest.json); "
+                 f"leave out {', '.join(given)}", code=2)
+    if output is not None and (output / "manifest.json").exists():
+        fail(f"{output} already holds a run; continue it with --resume {output}, or choose "
+             "another directory", code=2)
+    _quiet_threads()
+    checked = load_or_exit(file)
+    info = task_or_exit(checked, task)
+    from npi_dsl.compile import parse_lengths
+    from npi_runtime import api
+    from npi_runtime.model import NPIConfig
+    from npi_runtime.train import TrainConfig
+
+    tc = TrainConfig(seed=seed)
+    if epochs is not None:
+        tc.max_epochs = epochs
+    if threads is not None:
+        tc.threads = threads
+    if val_lengths is not None:
+        tc.val_lengths = tuple(parse_lengths(val_lengths))
+    if val_count is not None:
+        tc.val_count = val_count
+    if patience is not None:
+        tc.patience = patience
+    mc = NPIConfig() if hidden is None else NPIConfig.sized(hidden)
+    run_dir = resume if resume is not None else output
+    assert run_dir is not None
+    display = _TrainDisplay()
+    t0 = time.perf_counter()
+    try:
+        result = api.train(checked, [str(p) for p in traces], run_dir, info.name,
+                           model_config=mc, train_config=tc, resume=resume is not None,
+                           on_event=display)
+    except _domain_errors() as e:
+        display.close()
+        _report_error(e)
+    except KeyboardInterrupt:
+        display.close()
+        err.print(f"interrupted; continue with --resume {run_dir}")
+        raise typer.Exit(130) from None
+    display.close()
+    s = result.summary
+    err.print(f"trained task {info.name}: {s['epochs']} epochs, {s['step']} steps, "
+              f"{s['seconds']:.1f} s of training ({time.perf_counter() - t0:.1f} s in this "
+              f"session); {s['stopped']}", markup=False, highlight=False)
+    err.print(f"wrote {run_dir}/ (model.safetensors, manifest.json, metrics.jsonl, resume/)",
+              markup=False, highlight=False)
+
+
+# --------------------------------------------------------------------------- npi verify
+
+
+def _print_verify_table(report: Any, title: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for col in ("length", "inputs", "result exact", "trace exact", "step accuracy",
+                "failures", "seconds"):
+        table.add_column(col, justify="right")
+    for r in report.lengths:
+        style = "green" if r.result_exact == 1.0 else "red"
+        table.add_row(str(r.length), str(r.count), f"[{style}]{r.result_exact:.3f}[/]",
+                      f"{r.trace_exact:.3f}", f"{r.step_accuracy:.5f}", str(len(r.failures)),
+                      f"{r.seconds:.1f}")
+    out.print(table)
+    for r in report.lengths:
+        for f in r.failures[:2]:
+            d = f.get("divergence") or {}
+            where = (f"step {d.get('step')} in {' > '.join(d.get('stack', []))}, obs "
+                     f"{d.get('obs')}: expected {_decision(d.get('expected'))}, chose "
+                     f"{_decision(d.get('chosen'))}") if d else f.get("message", "")
+            out.print(f"  length {r.length}: {_short(f['input'])} -> {_short(f['result'])} "
+                      f"(expected {_short(f['expected'])}); first divergence: {where}",
+                      markup=False, highlight=False)
+
+
+def _decision(d: dict | None) -> str:
+    if not d:
+        return "nothing (the reference had ended)"
+    if d["end"]:
+        return f"return (p={d['p_end']:.3f})"
+    return (f"{d['call']}{d['call_args']} (p_end={d['p_end']:.3f}, p_call={d['p_call']:.3f}, "
+            f"p_args={[round(p, 3) for p in d['p_args']]})")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= limit else f"{text[: limit // 2]}...{text[-limit // 4:]}"
+
+
+def verify(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory made by npi train.",
+                                            exists=True, file_okay=False, show_default=False)],
+    file: _FILE,
+    lengths: Annotated[str, typer.Option(
+        "--lengths", "-l", help="Input lengths: A..B or a comma list such as 10,100,1000.",
+        callback=check_lengths)] = "10,100,1000",
+    count: Annotated[int, typer.Option("--count", "-n", min=1, help="Inputs per length.")] = 20,
+    seed: Annotated[int, typer.Option("--seed", "-s", min=0, help="Seed of the inputs.")] = 0,
+    task: _TASK = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the report as JSON on stdout, and nothing else.")] = False,
+    outputs: Annotated[Path | None, typer.Option(
+        "--outputs", help="Write every input with the network's result as JSON Lines.",
+        dir_okay=False, show_default=False)] = None,
+    plot: Annotated[Path | None, typer.Option(
+        "--plot", help="Draw accuracy against length to this PNG file.", dir_okay=False,
+        show_default=False)] = None,
+    require: Annotated[float, typer.Option(
+        "--require", min=0.0, max=1.0, help="Exit 1 unless result_exact reaches this at "
+        "every length.")] = 1.0,
+    threads: Annotated[int, typer.Option(
+        "--threads", min=1, help="Cores for the network's big batches (1: fastest when "
+        "another job is running; 2 about 1.5x faster on an idle 2-core machine).")] = 1,
+) -> None:
+    """Run the network in closed loop beside the reference program and compare.
+
+    Per length: result_exact, trace_exact, step_accuracy (teacher-forced) and, for each
+    failing input, the first step where the network departs from the reference.
+    Exit 0 when every length reaches --require on result_exact, else 1.
+    """
+    _quiet_threads()
+    checked = load_or_exit(file)
+    info = task_or_exit(checked, task)
+    from npi_dsl.compile import parse_lengths
+    from npi_runtime import api
+    from npi_runtime.verify import plot_report
+
+    wanted = parse_lengths(lengths)
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+        model = api.load_model(run_dir, checked)
+
+        def progress(rep: Any) -> None:
+            if not as_json:
+                err.print(f"length {rep.length}: result exact {rep.result_exact:.3f} "
+                          f"({rep.seconds:.1f} s)", markup=False, highlight=False)
+
+        report = api.verify(model, checked, wanted, count, seed, info.name,
+                            keep_outputs=outputs is not None, progress=progress,
+                            threads=threads)
+    except _domain_errors() as e:
+        _report_error(e)
+    if outputs is not None:
+        from npi_runtime.checkpoint import write_atomic
+
+        lines = [json.dumps(o) for r in report.lengths for o in r.outputs]
+        write_atomic(outputs, ("\n".join(lines) + "\n").encode())
+    if plot is not None:
+        plot_report(report, plot)
+    if as_json:
+        print(json.dumps(report.to_json()))
+    else:
+        _print_verify_table(report, f"{run_dir} on task {info.name} of {file.name} "
+                                    f"(seed {seed})")
+        for path, what in ((outputs, "outputs"), (plot, "plot")):
+            if path is not None:
+                err.print(f"wrote {what} to {path}", markup=False, highlight=False)
+    if not report.passed(require):
+        raise typer.Exit(1)
+
+
+# ----------------------------------------------------------------------------- npi demo
+
+
+def demo(
+    out_dir: Annotated[Path, typer.Option(
+        "--out", "-o", help="Where to write traces, model, report and plot.",
+        file_okay=False)] = Path("npi-demo"),
+    seed: Annotated[int, typer.Option("--seed", "-s", min=0, help="Training seed.")] = 0,
+) -> None:
+    """The main job from nothing: compile the paper's addition training set, train, verify.
+
+    32 traces of each length 1-20, the default training configuration, then closed-loop
+    verification at 1, 10, 100 and 1000 digits (20 inputs each). Writes DIR/traces.jsonl.gz,
+    DIR/model/ (a run directory npi verify accepts), DIR/verify.json and
+    DIR/generalization.png. Run again on the same DIR, it continues an interrupted training
+    (or reuses a finished one) and verifies anew.
+    """
+    _quiet_threads()
+    from npi_runtime.checkpoint import CheckpointError
+    from npi_runtime.demo import earlier_run, run_demo
+
+    try:
+        earlier_run(out_dir, seed)
+    except CheckpointError as e:
+        fail(str(e), code=2)
+    display = _TrainDisplay()
+    try:
+        report = run_demo(out_dir, seed=seed, on_event=display,
+                          say=lambda m: err.print(m, markup=False, highlight=False))
+    except _domain_errors() as e:
+        display.close()
+        _report_error(e)
+    except KeyboardInterrupt:
+        display.close()
+        again = "npi demo" + ("" if out_dir == Path("npi-demo") else f" --out {out_dir}") \
+            + ("" if seed == 0 else f" --seed {seed}")
+        err.print(f"interrupted; run {again} again to continue", markup=False, highlight=False)
+        raise typer.Exit(130) from None
+    display.close()
+    _print_verify_table(report, "NPI on addition, trained on 1-20 digits")
+    from npi_dsl.bundled import program_path
+
+    err.print(f"wrote {out_dir}/traces.jsonl.gz, {out_dir}/model/, {out_dir}/verify.json and "
+              f"{out_dir}/generalization.png; check the model yourself with: npi verify "
+              f"{out_dir}/model {program_path('addition')} --lengths 1000 --count 20",
+              markup=False, highlight=False)
+    if not report.passed(1.0):
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `npi train`, `npi verify` and `npi demo` to the app."""
+    app.command()(train)
+    app.command()(verify)
+    app.command()(demo)
