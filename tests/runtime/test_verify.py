@@ -39,14 +39,16 @@ def test_verify_reports_the_first_divergence(trained, copy_file: Path) -> None:
     assert r.failures[0]["expected"] == r.failures[0]["input"][0]
 
 
-def test_cli_verify_json_and_exit_codes(trained, copy_file: Path, tmp_path: Path) -> None:
+def test_cli_verify_json_and_exit_codes(trained, copy_file: Path, tmp_path: Path,
+                                        val_lengths: tuple[int, ...]) -> None:
+    lengths = ",".join(map(str, val_lengths))  # where training guarantees exact results
     res = runner.invoke(app, ["verify", str(trained.run_dir), str(copy_file), "--lengths",
-                              "3,12", "--count", "4", "--json", "--outputs",
+                              lengths, "--count", "4", "--json", "--outputs",
                               str(tmp_path / "o.jsonl"), "--plot", str(tmp_path / "p.png")])
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert data["task"] == "copy"
-    assert [x["length"] for x in data["lengths"]] == [3, 12]
+    assert [x["length"] for x in data["lengths"]] == list(val_lengths)
     for x in data["lengths"]:
         assert set(x) == {"length", "count", "result_exact", "trace_exact", "step_accuracy",
                           "failures"}
