@@ -27,22 +27,10 @@ from __future__ import annotations
 from typing import Any
 
 from npi_dsl import ast
+from npi_dsl import runtime_errors as rt
 from npi_dsl.checker import Checked, FileInfo, TaskInfo
 from npi_dsl.envs.base import JSON, Environment
 from npi_dsl.runner_base import RunnerBase
-from npi_dsl.runtime_errors import (
-    KEEP_PARTIAL_STEPS,
-    Failure,
-    StackEntry,
-    bad_argument,
-    division_by_zero,
-    exception_failure,
-    over_budget,
-    too_deep,
-    too_many_steps,
-    where,
-    wrong_result,
-)
 from npi_dsl.trace_schema import ACT, dumps, make_step
 
 _COMPARE = {
@@ -59,7 +47,7 @@ class _Return(Exception):
 class _Stop(Exception):
     """A runtime error found by the interpreter itself."""
 
-    def __init__(self, failure: Failure) -> None:
+    def __init__(self, failure: rt.Failure) -> None:
         super().__init__(failure.message)
         self.failure = failure
 
@@ -76,8 +64,8 @@ class _Frame:
         self.args, self.path, self.span = args, info.file.path, info.node.name_span
         self.arity = len(info.params)
 
-    def entry(self) -> StackEntry:
-        return StackEntry(self.program, (self.args[0], self.args[1], self.args[2]),
+    def entry(self) -> rt.StackEntry:
+        return rt.StackEntry(self.program, (self.args[0], self.args[1], self.args[2]),
                           self.frame, self.depth, self.path, self.span, self.arity)
 
 
@@ -144,9 +132,9 @@ class ReferenceRunner(RunnerBase):
         if self.task.expect is not None:
             expected = env.expected(self.task.expect, value)
             if result != expected:
-                keep = len(steps) <= KEEP_PARTIAL_STEPS
+                keep = len(steps) <= rt.KEEP_PARTIAL_STEPS
                 record = self.record(None, value, result, steps) if keep else None
-                raise wrong_result(self.task, value, result, expected, self.sources, record,
+                raise rt.wrong_result(self.task, value, result, expected, self.sources, record,
                                    len(steps))
         return result, steps
 
@@ -161,15 +149,15 @@ class ReferenceRunner(RunnerBase):
             raise self._error(e, [f.entry() for f in self._stack]) from None
         steps = self._steps
         if len(steps) > self.max_steps:
-            raise over_budget(len(steps), self.max_steps, self.task).error(
+            raise rt.over_budget(len(steps), self.max_steps, self.task).error(
                 [], self.sources, self._kept(steps), len(steps))
         return steps
 
     # ---- errors
     def _kept(self, steps: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
-        return steps if 0 < len(steps) <= KEEP_PARTIAL_STEPS else None
+        return steps if 0 < len(steps) <= rt.KEEP_PARTIAL_STEPS else None
 
-    def _error(self, exc: BaseException, stack: list[StackEntry]) -> Exception:
+    def _error(self, exc: BaseException, stack: list[rt.StackEntry]) -> Exception:
         if isinstance(exc, _Stop):
             f = exc.failure
         else:
@@ -177,12 +165,12 @@ class ReferenceRunner(RunnerBase):
             t = self.task
             span = top.span if top else (t.result.span if t.result is not None
                                          else t.node.name_span)
-            f = exception_failure(exc, where(top, t), top.path if top else t.file.path, span)
+            f = rt.exception_failure(exc, rt.where(top, t), top.path if top else t.file.path, span)
         return f.error(stack, self.sources, self._kept(self._steps), len(self._steps))
 
     def _here(self) -> tuple[str, str, ast.Span]:
         top = self._stack[-1]
-        return where(top.entry(), self.task), top.path, top.span
+        return rt.where(top.entry(), self.task), top.path, top.span
 
     # ---- the language
     def step(self, me: _Frame, call: str | None, call_args: list[int]) -> None:
@@ -240,7 +228,7 @@ class ReferenceRunner(RunnerBase):
                     self._iterations += 1
                     over = len(self._steps) > self.max_steps
                     if self._iterations > self.max_steps or over:
-                        raise _Stop(too_many_steps(self.max_steps, *self._here(), loop=not over))
+                        raise _Stop(rt.too_many_steps(self.max_steps, *self._here(), loop=not over))
                     self.block(body, file, scopes, me)
             case ast.Return():
                 raise _Return()
@@ -253,16 +241,16 @@ class ReferenceRunner(RunnerBase):
         for k, a in enumerate(args):
             v = int(self.expr(a, file, scopes))
             if not 0 <= v < self.vocab.arg_range:
-                raise _Stop(bad_argument(name, k, v, self.vocab, *self._here()))
+                raise _Stop(rt.bad_argument(name, k, v, self.vocab, *self._here()))
             values.append(v)
         kind, target = self.checked.resolve_call(file, name)
         if kind == "program":
             callee = self.checked.programs[str(target)]
             if me.depth >= self.max_depth:
                 place, path, span = self._here()
-                raise _Stop(too_deep(place, callee.name, me.depth, self.max_depth, path, span))
+                raise _Stop(rt.too_deep(place, callee.name, me.depth, self.max_depth, path, span))
             if len(self._steps) > self.max_steps:
-                raise _Stop(too_many_steps(self.max_steps, *self._here(), loop=False))
+                raise _Stop(rt.too_many_steps(self.max_steps, *self._here(), loop=False))
             padded = values + [0] * (3 - len(values))
             self.step(me, callee.name, padded)
             self.frame(str(target), padded, me.depth + 1)
@@ -297,9 +285,9 @@ class ReferenceRunner(RunnerBase):
                 a, b = self.expr(lft, file, scopes), self.expr(rgt, file, scopes)
                 if op in ("/", "%"):
                     if b == 0:
-                        place = where(self._stack[-1].entry(), self.task) if self._stack \
-                            else where(None, self.task)
-                        raise _Stop(division_by_zero(op, place, file.path, e.span))
+                        place = rt.where(self._stack[-1].entry(), self.task) if self._stack \
+                            else rt.where(None, self.task)
+                        raise _Stop(rt.division_by_zero(op, place, file.path, e.span))
                     return a // b if op == "/" else a % b
                 return _COMPARE[op](a, b)
         raise AssertionError(f"unexpected expression {e!r}")  # pragma: no cover

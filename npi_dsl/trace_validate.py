@@ -5,6 +5,7 @@ What is checked is listed in docs/trace-format.md ("What the reader checks").
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, NoReturn
 
 from npi_dsl.trace_schema import ACT, SCHEMA, STEP_KEYS
@@ -22,21 +23,17 @@ def validate_record(record: Any) -> None:
         raise ValueError(str(exc)) from None
 
 
+_JSON_TYPES = ((bool, "a boolean"), (int, "an integer"), (float, "a number"),
+               (str, "a string"), (list, "an array"), (dict, "an object"))
+
+
 def json_type(value: Any) -> str:
+    """How messages name a JSON value's type ("an integer", "null"...)."""
     if value is None:
         return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
+    for t, name in _JSON_TYPES:  # bool before int: a bool is an int to isinstance
+        if isinstance(value, t):
+            return name
     return type(value).__name__
 
 
@@ -101,14 +98,21 @@ def validate_fields(rec: Any) -> None:
     _validate_steps(steps, bare, n_actions, limits, arg_range)
 
 
+def _named_objects(items: list[Any], key: str, w: str
+                   ) -> Iterator[tuple[int, dict[str, Any], str]]:
+    """(index, object, its field prefix) of an array of objects that each have a string name."""
+    for i, obj in enumerate(items):
+        if type(obj) is not dict:
+            raise Invalid(f"{w}{key}[{i}] must be an object, got {json_type(obj)}")
+        where = f"{w}{key}[{i}]."
+        _need_type(obj, "name", (str,), "a string", where)
+        yield i, obj, where
+
+
 def _validate_vocabulary(vocab: dict[str, Any]) -> tuple[int, list[int | None], int]:
     w = "env.vocabulary."
     actions = _need_type(vocab, "actions", (list,), "an array", w)
-    for i, action in enumerate(actions):
-        where = f"{w}actions[{i}]."
-        if type(action) is not dict:
-            raise Invalid(f"{w}actions[{i}] must be an object, got {json_type(action)}")
-        _need_type(action, "name", (str,), "a string", where)
+    for i, action, where in _named_objects(actions, "actions", w):
         aid = _need_type(action, "id", (int,), "an integer", where)
         if aid != i:
             raise Invalid(f"{where}id is {aid}: actions must be listed in id order from 0")
@@ -125,11 +129,7 @@ def _validate_vocabulary(vocab: dict[str, Any]) -> tuple[int, list[int | None], 
             raise Invalid(f"{w}kinds.{key} must be an array of names (strings)")
     observation = _need_type(vocab, "observation", (list,), "an array", w)
     limits: list[int | None] = []  # symbols per slot; None: not checked (image slots)
-    for i, slot in enumerate(observation):
-        where = f"{w}observation[{i}]."
-        if type(slot) is not dict:
-            raise Invalid(f"{w}observation[{i}] must be an object, got {json_type(slot)}")
-        _need_type(slot, "name", (str,), "a string", where)
+    for _, slot, where in _named_objects(observation, "observation", w):
         symbols = _need_type(slot, "symbols", (int,), "an integer", where)
         if slot.get("kind", "symbol") == "symbol":
             if symbols < 1:
