@@ -27,11 +27,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-import networkx as nx
-
 from npi_dsl import ast
 from npi_dsl.checker import Checked, FileInfo, ProgramInfo, TaskInfo
 from npi_dsl.codegen_contract import LAYOUT
+from npi_dsl.codegen_model import Generated, Level, Site, closing, generator_programs, measure
 from npi_dsl.envs.base import Vocabulary
 from npi_dsl.inline import InlineSpec
 from npi_dsl.step_encoding import TEXT, StepEncoding, is_literal
@@ -46,27 +45,6 @@ MAX_PLAIN_HEIGHT = 200
 INLINE_MAX_STATEMENTS = 40
 INLINE_MAX_LEVELS = 6
 INLINE_MAX_LINES = 4000
-
-
-@dataclass(frozen=True)
-class Level:
-    """One npi frame run by a Python frame: the function's own program or an inlined callee."""
-
-    program: str  # qualified name
-    frame: str  # Python name (in the function's locals) of its frame id
-    depth: int  # added to the function's `d`
-    args: tuple[str, ...]  # its three arguments: int literals or names of locals
-    path: str
-    call_span: ast.Span | None = None  # where it calls the next level (None for the last)
-
-
-@dataclass(frozen=True)
-class Site:
-    """What a generated line executes: the npi frames (outermost first) and the statement."""
-
-    levels: tuple[Level, ...]
-    path: str
-    span: ast.Span
 
 
 @dataclass
@@ -85,17 +63,6 @@ class _Ctx:
         return Site(self.levels, self.file.path, span)
 
 
-@dataclass
-class Generated:
-    source: str
-    linemap: dict[int, Site]
-    sites: list[Site]  # for helpers that name their site (division by zero)
-    tables: dict[str, Any]
-    queries: list[str]
-    actions: list[int]
-    generators: set[str]
-
-
 class Codegen:
     def __init__(self, checked: Checked, task: TaskInfo, spec: InlineSpec | None = None,
                  encoding: StepEncoding = TEXT) -> None:
@@ -109,7 +76,7 @@ class Codegen:
         self.arg_range = self.vocab.arg_range
         self.order = list(checked.program_order)
         self.index = {q: i for i, q in enumerate(self.order)}
-        self.gen = self._generator_programs()
+        self.gen = generator_programs(checked, self.order, MAX_PLAIN_HEIGHT)
         self.lines: list[str] = []
         self.linemap: dict[int, Site] = {}
         self.sites: list[Site] = []
@@ -121,34 +88,13 @@ class Codegen:
         self._yielded = False
 
     # ---- analysis
-    def _generator_programs(self) -> set[str]:
-        """Programs that can reach a recursive cycle (or all, for very deep call chains)."""
-        g = nx.DiGraph()
-        g.add_nodes_from(self.order)
-        for a, b in self.checked.graph.edges():
-            if a in self.index and b in self.index:
-                g.add_edge(a, b)
-        cond = nx.condensation(g)
-        reaches: dict[int, bool] = {}
-        height: dict[int, int] = {}
-        for c in reversed(list(nx.topological_sort(cond))):
-            members = cond.nodes[c]["members"]
-            cyclic = len(members) > 1 or any(g.has_edge(m, m) for m in members)
-            succ = list(cond.successors(c))
-            reaches[c] = cyclic or any(reaches[s] for s in succ)
-            height[c] = 1 + max((height[s] for s in succ), default=0)
-        if max(height.values(), default=0) > MAX_PLAIN_HEIGHT:
-            return set(self.order)
-        mapping = cond.graph["mapping"]
-        return {q for q in self.order if reaches[mapping[q]]}
-
     def _inlinable(self, callee: ProgramInfo, ctx: _Ctx) -> bool:
         if callee.qualified in self.gen or ctx.inline_levels >= INLINE_MAX_LEVELS:
             return False
         if len(self.lines) - self._function_start > INLINE_MAX_LINES:
             return False
         body = callee.node.body.stmts
-        count, early_return = _measure(body, top=True)
+        count, early_return = measure(body, top=True)
         return count <= INLINE_MAX_STATEMENTS and not early_return
 
     # ---- emission helpers
@@ -247,7 +193,7 @@ class Codegen:
         """A frame's statements, then its return step (unless a final `return` took it)."""
         if not self.block(p.node.body, ctx, ind, empty_ok=True):
             self.emit(ind, f"ext(({ctx.pre}, _o, {self.ret}))",
-                      ctx.site(_closing(p.node.body.span)))
+                      ctx.site(closing(p.node.body.span)))
 
     def result_function(self) -> None:
         t = self.task
@@ -486,31 +432,3 @@ def _plus(expr: str, k: int) -> str:
     if expr.startswith(f"{_D} + "):
         return f"{_D} + {int(expr[len(_D) + 3:]) + k}"
     return f"({expr}) + {k}"  # pragma: no cover
-
-
-def _closing(span: ast.Span) -> ast.Span:
-    """The span of a block's closing brace."""
-    return ast.Span(span.end_line, max(1, span.end_column - 1), span.end_line, span.end_column)
-
-
-def _measure(stmts: tuple[ast.Stmt, ...], top: bool) -> tuple[int, bool]:
-    """(number of statements, whether a `return` occurs anywhere but last at the top)."""
-    count = 0
-    early = False
-    for i, s in enumerate(stmts):
-        count += 1
-        match s:
-            case ast.Return():
-                if not (top and i == len(stmts) - 1):
-                    early = True
-            case ast.If(branches=branches, orelse=orelse):
-                for br in branches:
-                    c, e = _measure(br.body.stmts, False)
-                    count, early = count + c, early or e
-                if orelse is not None:
-                    c, e = _measure(orelse.stmts, False)
-                    count, early = count + c, early or e
-            case ast.While(body=body):
-                c, e = _measure(body.stmts, False)
-                count, early = count + c, early or e
-    return count, early
