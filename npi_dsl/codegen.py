@@ -3,15 +3,18 @@
 One factory function `_make(...)` is generated per task runner; calling it with an
 environment's observe, query and action functions returns one Python function per program,
 bound to that environment (`interpreter._Binding`). The generated code follows DESIGN.md's
-step semantics and writes each step as three pre-serialised JSON fragments into one list
-(`ext((prefix, observation, call))`):
+step semantics and writes each step as three fragments into one list
+(`ext((prefix, observation, call))`), spelled by a `StepEncoding` (npi_dsl/step_encoding.py:
+JSON text for the file writer, tuples for in-process consumers). Every name the runner relies
+on (the factory's parameters, the helpers, the locals it reads back) comes from
+`codegen_contract.LAYOUT`.
 
 * a program that can reach a recursive cycle becomes a generator function: a call to such a
   program is `yield`ed to an explicit frame stack (the driver in `_start`), so recursion
   depth is bounded by memory, not by Python's recursion limit;
 * any other program becomes a plain function, and small ones are inlined into their callers
   (their frame gets its own prefix and frame id, so the trace is the same);
-* `_o` always holds the current observation's JSON text; it is recomputed after each action
+* `_o` always holds the current observation's fragment; it is recomputed after each action
   only, since queries and program calls do not change the environment's state by themselves.
 
 `linemap` maps each generated line to the `.npi` frames it executes (a Python frame may run
@@ -21,20 +24,19 @@ and call stack without the generated code keeping one.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
-
-import networkx as nx
 
 from npi_dsl import ast
 from npi_dsl.checker import Checked, FileInfo, ProgramInfo, TaskInfo
+from npi_dsl.codegen_contract import LAYOUT
+from npi_dsl.codegen_model import Generated, Level, Site, closing, generator_programs, measure
 from npi_dsl.envs.base import Vocabulary
 from npi_dsl.inline import InlineSpec
-from npi_dsl.trace import ACT
+from npi_dsl.step_encoding import TEXT, StepEncoding, is_literal
+from npi_dsl.trace_schema import ACT
 
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
-RETURN_TEXT = '],"call":null,"call_args":[0,0,0],"end":true}'
+_F, _D = LAYOUT.frame, LAYOUT.depth
 
 #: a chain of plain program calls uses one Python frame per call; past this height every
 #: program is compiled as a generator frame instead
@@ -43,27 +45,6 @@ MAX_PLAIN_HEIGHT = 200
 INLINE_MAX_STATEMENTS = 40
 INLINE_MAX_LEVELS = 6
 INLINE_MAX_LINES = 4000
-
-
-@dataclass(frozen=True)
-class Level:
-    """One npi frame run by a Python frame: the function's own program or an inlined callee."""
-
-    program: str  # qualified name
-    frame: str  # Python name (in the function's locals) of its frame id
-    depth: int  # added to the function's `d`
-    args: tuple[str, ...]  # its three arguments: int literals or names of locals
-    path: str
-    call_span: ast.Span | None = None  # where it calls the next level (None for the last)
-
-
-@dataclass(frozen=True)
-class Site:
-    """What a generated line executes: the npi frames (outermost first) and the statement."""
-
-    levels: tuple[Level, ...]
-    path: str
-    span: ast.Span
 
 
 @dataclass
@@ -82,29 +63,20 @@ class _Ctx:
         return Site(self.levels, self.file.path, span)
 
 
-@dataclass
-class Generated:
-    source: str
-    linemap: dict[int, Site]
-    sites: list[Site]  # for helpers that name their site (division by zero)
-    tables: dict[str, Any]
-    queries: list[str]
-    actions: list[int]
-    generators: set[str]
-    entry_of_function: dict[str, str] = field(default_factory=dict)  # "P3" -> qualified
-
-
 class Codegen:
-    def __init__(self, checked: Checked, task: TaskInfo, spec: InlineSpec | None = None) -> None:
+    def __init__(self, checked: Checked, task: TaskInfo, spec: InlineSpec | None = None,
+                 encoding: StepEncoding = TEXT) -> None:
         self.checked = checked
         self.task = task
         self.spec = spec
-        self.observe = f"oc[{spec.observe}]" if spec and spec.observe else "oc[ob()]"
+        self.enc = encoding
+        self.ret = repr(encoding.ret)
+        self.observe = encoding.observe(spec.observe if spec and spec.observe else "ob()")
         self.vocab: Vocabulary = checked.vocabulary
         self.arg_range = self.vocab.arg_range
         self.order = list(checked.program_order)
         self.index = {q: i for i, q in enumerate(self.order)}
-        self.gen = self._generator_programs()
+        self.gen = generator_programs(checked, self.order, MAX_PLAIN_HEIGHT)
         self.lines: list[str] = []
         self.linemap: dict[int, Site] = {}
         self.sites: list[Site] = []
@@ -116,34 +88,13 @@ class Codegen:
         self._yielded = False
 
     # ---- analysis
-    def _generator_programs(self) -> set[str]:
-        """Programs that can reach a recursive cycle (or all, for very deep call chains)."""
-        g = nx.DiGraph()
-        g.add_nodes_from(self.order)
-        for a, b in self.checked.graph.edges():
-            if a in self.index and b in self.index:
-                g.add_edge(a, b)
-        cond = nx.condensation(g)
-        reaches: dict[int, bool] = {}
-        height: dict[int, int] = {}
-        for c in reversed(list(nx.topological_sort(cond))):
-            members = cond.nodes[c]["members"]
-            cyclic = len(members) > 1 or any(g.has_edge(m, m) for m in members)
-            succ = list(cond.successors(c))
-            reaches[c] = cyclic or any(reaches[s] for s in succ)
-            height[c] = 1 + max((height[s] for s in succ), default=0)
-        if max(height.values(), default=0) > MAX_PLAIN_HEIGHT:
-            return set(self.order)
-        mapping = cond.graph["mapping"]
-        return {q for q in self.order if reaches[mapping[q]]}
-
     def _inlinable(self, callee: ProgramInfo, ctx: _Ctx) -> bool:
         if callee.qualified in self.gen or ctx.inline_levels >= INLINE_MAX_LEVELS:
             return False
         if len(self.lines) - self._function_start > INLINE_MAX_LINES:
             return False
         body = callee.node.body.stmts
-        count, early_return = _measure(body, top=True)
+        count, early_return = measure(body, top=True)
         return count <= INLINE_MAX_STATEMENTS and not early_return
 
     # ---- emission helpers
@@ -168,7 +119,7 @@ class Codegen:
 
     # ---- the module
     def generate(self) -> Generated:
-        self.emit(0, "def _make(ob, oc, out, QUERIES, ACTIONS, STATE, MAXD, LIM, MAXIT):")
+        self.emit(0, f"def {LAYOUT.factory}({', '.join(LAYOUT.factory_params)}):")
         self.emit(1, "ext = out.extend")
         self.emit(1, "_nf = 0")
         self.emit(1, "_it = 0")
@@ -187,11 +138,11 @@ class Codegen:
         self.lines[header_at:header_at] = binds
         linemap = {(k + len(binds) if k > header_at else k): v for k, v in self.linemap.items()}
         return Generated("\n".join(self.lines) + "\n", linemap, self.sites, self.tables,
-                         list(self.queries), sorted(self.actions), set(self.gen),
-                         {f"P{i}": q for q, i in self.index.items()})
+                         list(self.queries), sorted(self.actions), set(self.gen))
 
     def driver(self) -> None:
-        """`_start(fn, gen, args)`: run a program from depth 0 (frame stack for generators)."""
+        """`_start(fn, gen, args)`: run a program from depth 0 (frame stack for generators,
+        kept on the RunState where the runner finds the suspended frames after an error)."""
         for text, ind in [
             ("def _start(fn, gen, args):", 1),
             ("nonlocal _nf, _it, _o", 2),
@@ -199,41 +150,39 @@ class Codegen:
             ("_it = 0", 2),
             ("out.clear()", 2),
             ("out.append('')", 2),
-            ("_o = oc[ob()]", 2),
+            (f"_o = {self.enc.observe('ob()')}", 2),
             ("if not gen:", 2),
+            ("RUN.stack = ()", 3),
             ("fn(0, 0, *args)", 3),
             ("return", 3),
             ("stack = [fn(0, 0, *args)]", 2),
+            ("RUN.stack = stack", 2),
             ("push = stack.append", 2),
             ("pop = stack.pop", 2),
-            ("try:", 2),
-            ("while stack:", 3),
-            ("g = next(stack[-1], None)", 4),
-            ("if g is None:", 4),
-            ("pop()", 5),
-            ("else:", 4),
-            ("if len(out) > LIM:", 5),
-            ("_loop_budget(_it, len(out))", 6),
-            ("push(g)", 5),
-            ("except BaseException as e:", 2),
-            ("e.npi_stack = stack", 3),  # the suspended frames, for the error's call stack
-            ("raise", 3),
+            ("while stack:", 2),
+            ("g = next(stack[-1], None)", 3),
+            ("if g is None:", 3),
+            ("pop()", 4),
+            ("else:", 3),
+            ("if len(out) > LIM:", 4),
+            (f"{LAYOUT.loop_budget}(_it, len(out))", 5),
+            ("push(g)", 4),
         ]:
             self.emit(ind, text)
 
     def program(self, p: ProgramInfo) -> None:
         i = self.index[p.qualified]
         self._function_start = len(self.lines)
-        params = [f"a{k}" for k in range(len(p.params))]
+        params = list(LAYOUT.params[:len(p.params)])
         args = tuple(params) + ("0",) * (3 - len(params))
-        level = Level(p.qualified, "f", 0, args, p.file.path)
-        ctx = _Ctx((level,), "pre", "d", dict(zip(p.params, params, strict=True)),
+        level = Level(p.qualified, _F, 0, args, p.file.path)
+        ctx = _Ctx((level,), "pre", _D, dict(zip(p.params, params, strict=True)),
                    {name: "int" for name in p.params}, frozenset(p.params), p.file,
                    p.qualified in self.gen)
         site = ctx.site(p.node.name_span)
-        self.emit(1, f"def P{i}({', '.join(['f', 'd'] + params)}):", site)
+        self.emit(1, f"def P{i}({', '.join([_F, _D] + params)}):", site)
         self.emit(2, "nonlocal _nf, _it, _o")
-        self.emit(2, f"pre = {_prefix(p)!r} % ({', '.join(['f', 'd'] + params)})", site)
+        self.emit(2, f"pre = {self.enc.prefix(p.name, len(p.params), [_F, _D] + params)}", site)
         self._yielded = False
         self.frame_body(p, ctx, 2)
         if ctx.gen and not self._yielded:  # a generator frame must be a generator function
@@ -243,8 +192,8 @@ class Codegen:
     def frame_body(self, p: ProgramInfo, ctx: _Ctx, ind: int) -> None:
         """A frame's statements, then its return step (unless a final `return` took it)."""
         if not self.block(p.node.body, ctx, ind, empty_ok=True):
-            self.emit(ind, f"ext(({ctx.pre}, _o, {RETURN_TEXT!r}))",
-                      ctx.site(_closing(p.node.body.span)))
+            self.emit(ind, f"ext(({ctx.pre}, _o, {self.ret}))",
+                      ctx.site(closing(p.node.body.span)))
 
     def result_function(self) -> None:
         t = self.task
@@ -297,10 +246,10 @@ class Codegen:
                 self.emit(ind, f"while {self.expr(cond, ctx, csite)}:", csite)
                 self.emit(ind + 1, "_it += 1", csite)
                 self.emit(ind + 1, "if _it > MAXIT or len(out) > LIM:", csite)
-                self.emit(ind + 2, "_loop_budget(_it, len(out))", csite)
+                self.emit(ind + 2, f"{LAYOUT.loop_budget}(_it, len(out))", csite)
                 self.block(body, ctx, ind + 1)
             case ast.Return():
-                self.emit(ind, f"ext(({ctx.pre}, _o, {RETURN_TEXT!r}))", site)
+                self.emit(ind, f"ext(({ctx.pre}, _o, {self.ret}))", site)
                 if ctx.inline_levels == 0 or len(ctx.levels) == 1:
                     self.emit(ind, "return", site)
                 return True
@@ -319,7 +268,7 @@ class Codegen:
             call = f"A{aid}({slots[0]}, {slots[1]})"
             snippet = self.spec.actions.get(aid) if self.spec else None
             lines = snippet((slots[0], slots[1]), self.fresh("_p"),
-                            f"_act_fail({call})") if snippet else None
+                            f"{LAYOUT.act_fail}({call})") if snippet else None
             if lines is None:
                 self.emit(ind, call, site)
             else:
@@ -331,7 +280,7 @@ class Codegen:
         given = list(slots)
         slots += ["0"] * (3 - len(slots))
         self.emit(ind, f"if {ctx.depth} >= MAXD:", site)
-        self.emit(ind + 1, f"_too_deep({ctx.depth}, {callee.name!r})", site)
+        self.emit(ind + 1, f"{LAYOUT.too_deep}({ctx.depth}, {callee.name!r})", site)
         self.emit(ind, f"ext(({ctx.pre}, _o, {self.suffix(callee.name, slots)}))", site)
         self.emit(ind, "_nf += 1", site)
         inner = _plus(ctx.depth, 1)
@@ -359,8 +308,8 @@ class Codegen:
                    callee.file, ctx.gen, ctx.inline_levels + 1)
         site = sub.site(callee.node.name_span)
         self.emit(ind, f"{frame} = _nf", site)
-        self.emit(ind, f"{pre} = {_prefix(callee)!r} % ({', '.join([frame, inner] + given)})",
-                  site)
+        prefix = self.enc.prefix(callee.name, len(callee.params), [frame, inner] + given)
+        self.emit(ind, f"{pre} = {prefix}", site)
         self.frame_body(callee, sub, ind)
 
     def arg(self, e: ast.Expr, ctx: _Ctx, site: Site, callee: str, k: int, ind: int) -> str:
@@ -378,7 +327,7 @@ class Codegen:
         self.emit(ind, f"{t} = {code}", site)
         if not self.in_range(e, ctx):
             self.emit(ind, f"if not 0 <= {t} < {self.arg_range}:", site)
-            self.emit(ind + 1, f"_bad_arg({callee!r}, {k}, {t})", site)
+            self.emit(ind + 1, f"{LAYOUT.bad_arg}({callee!r}, {k}, {t})", site)
         return t
 
     def in_range(self, e: ast.Expr, ctx: _Ctx) -> bool:
@@ -389,28 +338,26 @@ class Codegen:
         return False
 
     def suffix(self, call_name: str, slots: list[str]) -> str:
-        """A Python expression for the step's text after the observation."""
-        text = '],"call":' + _dumps(call_name) + ',"call_args":[%s,%s,%s],"end":false}'
-        dyn = [k for k, v in enumerate(slots) if not _is_literal(v)]
+        """A Python expression for the step's fragment after the observation: a constant, a
+        table lookup by the dynamic arguments, or (past the table limit) built per step."""
+        dyn = [k for k, v in enumerate(slots) if not is_literal(v)]
+
+        def fill(sub: dict[int, int]) -> object:
+            s = [sub[k] if k in sub else int(v) for k, v in enumerate(slots)]
+            return self.enc.call(call_name, (s[0], s[1], s[2]))
+
         if not dyn:
-            return repr(text % tuple(slots))
+            return repr(fill({}))
         r = self.arg_range
         if len(dyn) == 1:
             k = dyn[0]
-            values = tuple(text % tuple(slots[:k] + [str(v)] + slots[k + 1:]) for v in range(r))
+            values = tuple(fill({k: v}) for v in range(r))
             return f"{self.table(values)}[{slots[k]}]"
         if len(dyn) == 2 and r * r <= 4096:
             j, k = dyn
-
-            def fill(a: int, b: int) -> str:
-                s = list(slots)
-                s[j], s[k] = str(a), str(b)
-                return text % tuple(s)
-
-            grid = tuple(tuple(fill(a, b) for b in range(r)) for a in range(r))
+            grid = tuple(tuple(fill({j: a, k: b}) for b in range(r)) for a in range(r))
             return f"{self.table(grid)}[{slots[j]}][{slots[k]}]"
-        fmt = text % tuple("%d" if k in dyn else v for k, v in enumerate(slots))
-        return f"({fmt!r} % ({', '.join(slots[k] for k in dyn)},))"
+        return self.enc.call_code(call_name, slots)
 
     # ---- expressions
     def const(self, e: ast.Expr, ctx: _Ctx) -> int | bool | None:
@@ -473,54 +420,15 @@ class Codegen:
                     if isinstance(c, int) and not isinstance(c, bool) and c != 0:
                         return f"({a} {'//' if op == '/' else '%'} {b})"
                     self.sites.append(Site(site.levels, ctx.file.path, e.span))
-                    fn = "_div" if op == "/" else "_mod"
+                    fn = LAYOUT.div if op == "/" else LAYOUT.mod
                     return f"{fn}({a}, {b}, {len(self.sites) - 1})"
                 return f"({a} {op} {b})"
         raise AssertionError(f"unexpected expression {e!r}")  # pragma: no cover
 
 
-def _prefix(p: ProgramInfo) -> str:
-    """The %-template of a frame's step prefix: frame, depth, then its parameters."""
-    shown = ",".join(["%d"] * len(p.params) + ["0"] * (3 - len(p.params)))
-    return (',{"frame":%d,"depth":%d,"program":' + _dumps(p.name) + ',"args":[' + shown
-            + '],"obs":[')
-
-
 def _plus(expr: str, k: int) -> str:
-    if expr == "d":
-        return f"d + {k}"
-    if expr.startswith("d + "):
-        return f"d + {int(expr[4:]) + k}"
+    if expr == _D:
+        return f"{_D} + {k}"
+    if expr.startswith(f"{_D} + "):
+        return f"{_D} + {int(expr[len(_D) + 3:]) + k}"
     return f"({expr}) + {k}"  # pragma: no cover
-
-
-def _is_literal(code: str) -> bool:
-    return code.lstrip("-").isdigit()
-
-
-def _closing(span: ast.Span) -> ast.Span:
-    """The span of a block's closing brace."""
-    return ast.Span(span.end_line, max(1, span.end_column - 1), span.end_line, span.end_column)
-
-
-def _measure(stmts: tuple[ast.Stmt, ...], top: bool) -> tuple[int, bool]:
-    """(number of statements, whether a `return` occurs anywhere but last at the top)."""
-    count = 0
-    early = False
-    for i, s in enumerate(stmts):
-        count += 1
-        match s:
-            case ast.Return():
-                if not (top and i == len(stmts) - 1):
-                    early = True
-            case ast.If(branches=branches, orelse=orelse):
-                for br in branches:
-                    c, e = _measure(br.body.stmts, False)
-                    count, early = count + c, early or e
-                if orelse is not None:
-                    c, e = _measure(orelse.stmts, False)
-                    count, early = count + c, early or e
-            case ast.While(body=body):
-                c, e = _measure(body.stmts, False)
-                count, early = count + c, early or e
-    return count, early

@@ -193,14 +193,15 @@ def decision_contexts(record: dict[str, Any] | str,
 
 @dataclass
 class CoverPick:
-    """One trace a coverage-driven compile chose: its line and what it added."""
+    """One trace a coverage-driven compile chose: its line (or record) and what it added."""
 
     seed: int
     value: JSON
-    line: str
+    line: str  # "" when `cover_picks(records=True)`
     steps: int
     candidate: int  # its index in the slot's pool (0 is the plain compile's input)
     new: int  # decision contexts it covered that no earlier trace had
+    record: dict[str, Any] | None = None  # with `cover_picks(records=True)`
 
 
 class Coverage:
@@ -255,7 +256,7 @@ def cover_picks(runner: TaskRunner, lengths: list[int], count: int, seed: int, p
                 coverage: Coverage | None = None,
                 programs: frozenset[str] | None = None,
                 on_candidate: Callable[[int, JSON], None] | None = None,
-                score: str = "count") -> Iterator[CoverPick]:
+                score: str = "count", records: bool = False) -> Iterator[CoverPick]:
     """The traces of a coverage-driven compile, in output order (greedy, deterministic).
 
     For every trace slot (length, index) `pool` candidate inputs are drawn, candidate j from
@@ -268,6 +269,10 @@ def cover_picks(runner: TaskRunner, lengths: list[int], count: int, seed: int, p
     slots will meet anyway. It runs every candidate of every slot before choosing (their
     contexts are kept as integer ids; the chosen candidates run again for their lines).
 
+    Candidates run structured (`runner.run`: no JSON text is made for a candidate that is
+    not kept); a chosen trace's line is made by running it again with `run_line`, or, with
+    `records=True`, the pick carries its record instead of a line.
+
     Raises NpiRuntimeError on a bad run of any candidate.
     """
     if pool < 1:
@@ -278,31 +283,43 @@ def cover_picks(runner: TaskRunner, lengths: list[int], count: int, seed: int, p
         coverage = Coverage()
     if score == "rarity":
         yield from _rarity_picks(runner, lengths, count, seed, pool, coverage, programs,
-                                 on_candidate)
+                                 on_candidate, records)
         return
-    run_line = runner.run_line
+    run = runner.run
     for length in lengths:
         for index in range(count):
-            best: tuple[int, int, int, JSON, str, int, set[Context]] | None = None
+            best: tuple[int, int, int, JSON, dict[str, Any], set[Context]] | None = None
             for j in range(pool):
                 s, value = _candidate(runner, seed, length, index, j)
                 if on_candidate is not None:
                     on_candidate(s, value)
-                line = run_line(value, s, normalized=True)
-                contexts = decision_contexts(line, programs)
+                record = run(value, s)
+                contexts = decision_contexts(record, programs)
                 new = coverage.new_in(contexts)
                 if best is None or new > best[0]:
-                    best = (new, j, s, value, line, runner.last_steps, contexts)
+                    best = (new, j, s, value, record, contexts)
             assert best is not None
-            new, j, s, value, line, steps, contexts = best
+            new, j, s, value, record, contexts = best
             coverage.add(contexts)
-            yield CoverPick(seed=s, value=value, line=line, steps=steps, candidate=j, new=new)
+            yield _pick(runner, s, value, j, new, record if records else None)
+
+
+def _pick(runner: TaskRunner, s: int, value: JSON, j: int, new: int,
+          record: dict[str, Any] | None) -> CoverPick:
+    """The pick of candidate j: its record as given, or its line (run again as text)."""
+    if record is not None:
+        return CoverPick(seed=s, value=value, line="", steps=len(record["steps"]),
+                         candidate=j, new=new, record=record)
+    line = runner.run_line(value, s, normalized=True)
+    return CoverPick(seed=s, value=value, line=line, steps=runner.last_steps, candidate=j,
+                     new=new)
 
 
 def _rarity_picks(runner: TaskRunner, lengths: list[int], count: int, seed: int, pool: int,
                   coverage: Coverage, programs: frozenset[str] | None,
-                  on_candidate: Callable[[int, JSON], None] | None) -> Iterator[CoverPick]:
-    run_line = runner.run_line
+                  on_candidate: Callable[[int, JSON], None] | None,
+                  records: bool) -> Iterator[CoverPick]:
+    run = runner.run
     ids: dict[Context, int] = {}
     frequency: list[int] = []  # by id: how many candidates have the context
     slots: list[tuple[int, int, list[tuple[int, ...]]]] = []
@@ -314,7 +331,7 @@ def _rarity_picks(runner: TaskRunner, lengths: list[int], count: int, seed: int,
                 if on_candidate is not None:
                     on_candidate(s, value)
                 own = []
-                for c in decision_contexts(run_line(value, s, normalized=True), programs):
+                for c in decision_contexts(run(value, s), programs):
                     k = ids.get(c)
                     if k is None:
                         k = ids[c] = len(frequency)
@@ -344,6 +361,4 @@ def _rarity_picks(runner: TaskRunner, lengths: list[int], count: int, seed: int,
             covered[k] = 1
         new = coverage.add({context_of[k] for k in candidates[best_j]})
         s, value = _candidate(runner, seed, length, index, best_j)
-        line = run_line(value, s, normalized=True)
-        yield CoverPick(seed=s, value=value, line=line, steps=runner.last_steps,
-                        candidate=best_j, new=new)
+        yield _pick(runner, s, value, best_j, new, runner.run(value, s) if records else None)

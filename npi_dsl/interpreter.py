@@ -1,4 +1,6 @@
-"""Symbolic execution of checked `.npi` programs, producing `npi-trace/1` records.
+"""Fast symbolic execution of checked `.npi` programs, producing `npi-trace/1` records: the
+compiled engine. The reference interpreter (npi_dsl/reference.py) defines what a run means;
+this engine is tested equal to it, trace for trace, byte for byte.
 
 Semantics (DESIGN.md, docs/tasks.md): execution is a stack of frames, one per program call.
 Each call a frame makes (a program, or an environment action as `ACT`) is one step of that
@@ -6,158 +8,64 @@ frame with `end = false`, recorded with the observation *before* the call takes 
 the program's body finishes (or runs `return`), the frame takes one return step (`end = true`,
 `call = null`). Actions get no frame: the caller's step applies them.
 
-Speed. `compile_task` turns every program into Python source once, `exec`s it, and binds it
-to an environment instance: a program becomes a plain Python function, or, if it can reach a
-recursive cycle, a generator function driven by an explicit frame stack (so that a 100,000-deep
-recursion never touches Python's recursion limit). The generated code writes each step as
-three pre-serialised JSON fragments (the frame's prefix, the observation, the call) into one
-flat list, so that a whole trace record is one `"".join`: serialisation costs a few list
-appends per step, and the strings are shared, not copied.
+Speed. `compile_task` turns every program into Python source once (npi_dsl/codegen.py),
+`exec`s it, and binds it to an environment instance: a program becomes a plain Python
+function, or, if it can reach a recursive cycle, a generator function driven by an explicit
+frame stack (so that a 100,000-deep recursion never touches Python's recursion limit). The
+generated code writes each step as three fragments into one flat list. For the file writer
+(`run_line`) they are pre-serialised JSON text (`step_encoding.TEXT`), so a whole record is
+one `"".join`; for in-process consumers (`run`, `run_from`, the steps of an error) they are
+tuples (`step_encoding.STRUCTURED`) made into dicts directly: no JSON is built to be parsed.
+A runner compiles the structured variant only when it is first asked for.
 
 Budgets cost almost nothing: the step budget is checked at every loop iteration and every
 recursive frame (a run cannot make unbounded progress without either), and once more at the
 end; the depth budget is one integer comparison per call. Errors are located afterwards, from
-the traceback and the frame stack, so the hot path keeps no call stack of its own.
+the traceback and the driver's frame stack (`codegen_contract.RunState`), so the hot path
+keeps no call stack of its own. An error of a text run short enough to keep its steps is run
+again structured, from the same input, for those steps.
 """
 
 from __future__ import annotations
 
 import json
 import linecache
-import random
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
 from types import CodeType, TracebackType
 from typing import Any
 
-from npi_dsl import ast
 from npi_dsl.checker import Checked, TaskInfo
 from npi_dsl.codegen import Codegen
-from npi_dsl.diagnostics import Diagnostic
-from npi_dsl.envs.base import JSON, EnvError, Environment
+from npi_dsl.codegen_contract import LAYOUT, Abort, RunState
+from npi_dsl.envs.base import JSON, Environment
 from npi_dsl.inline import InlineSpec, spec_for
-from npi_dsl.trace import SCHEMA, env_header
+from npi_dsl.runner_base import DEFAULT_MAX_DEPTH, DEFAULT_MAX_STEPS, RunnerBase
+from npi_dsl.runtime_errors import (
+    KEEP_PARTIAL_STEPS,
+    Failure,
+    NpiRuntimeError,
+    StackEntry,
+    bad_argument,
+    division_by_zero,
+    exception_failure,
+    over_budget,
+    too_deep,
+    too_many_steps,
+    where,
+    wrong_result,
+)
+from npi_dsl.step_encoding import STRUCTURED, TEXT, StepEncoding
+from npi_dsl.trace_schema import RUN_FIELDS_TEMPLATE, header_values, record_head
 
-#: defaults: addition runs at 10,000 digits (about 140,000 steps) and bubble sort at 300
-#: elements (about 1.2 million steps); recursive addition to about 20,000 digits.
-DEFAULT_MAX_STEPS = 5_000_000
-DEFAULT_MAX_DEPTH = 20_000
+__all__ = ["DEFAULT_MAX_DEPTH", "DEFAULT_MAX_STEPS", "ENGINES", "NpiRuntimeError",
+           "StackEntry", "TaskRunner", "compile_task"]
 
-#: errors keep the executed steps for display when the run was at most this long
-_KEEP_PARTIAL_STEPS = 20_000
+#: `compile_task(engine=)`, `npi run --engine`: the compiled engine and the reference
+ENGINES = ("compiled", "reference")
 #: environments a runner keeps bound (run_from on a few environments in turn stays cheap)
 _BINDINGS_KEPT = 16
-#: call-stack entries shown at each end of a long call stack
-_STACK_SHOWN = 8
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
-
-_UNSET: Any = object()  # new_env(): no input given
-
-
-# ---------------------------------------------------------------------------- errors
-
-
-@dataclass(frozen=True)
-class StackEntry:
-    """One frame of the call stack at an error: what it runs and where it is."""
-
-    program: str  # qualified name
-    args: tuple[int, int, int]
-    frame: int
-    depth: int
-    path: str
-    span: ast.Span  # the statement the frame is executing (a call, for every frame but the top)
-    arity: int = 3  # how many of `args` are the program's parameters
-
-    @property
-    def name(self) -> str:
-        return Checked.bare(self.program)
-
-    def describe(self) -> str:
-        args = ", ".join(str(a) for a in self.args[: self.arity])
-        return (f"{self.name}({args}) frame {self.frame}, depth {self.depth}, at "
-                f"{self.path}:{self.span.line}:{self.span.column}")
-
-
-class NpiRuntimeError(Exception):
-    """A run of a reference program went wrong: a runtime error, a budget, a wrong result.
-
-    `diagnostic` locates it in the `.npi` source (codes R001-R006); `call_stack` lists the
-    frames at the moment of the error, outermost first (empty for a wrong result).
-    `steps` holds the steps executed before the error as dicts when the run was short
-    (None otherwise); for a wrong result (R006), `record` is the whole trace record.
-    """
-
-    def __init__(self, diagnostic: Diagnostic, call_stack: list[StackEntry],
-                 sources: dict[str, str] | None = None, *,
-                 steps: list[dict[str, Any]] | None = None,
-                 record: dict[str, Any] | None = None, steps_done: int = 0) -> None:
-        self.diagnostic = diagnostic
-        self.call_stack = call_stack
-        self.sources = sources or {}
-        self.steps = steps
-        self.record = record
-        self.steps_done = steps_done
-        super().__init__(diagnostic.headline())
-
-    @property
-    def code(self) -> str:
-        return self.diagnostic.code
-
-    def render_stack(self) -> str:
-        """The call stack, innermost frame first; long stacks keep both ends."""
-        if not self.call_stack:
-            return ""
-        entries = list(reversed(self.call_stack))
-        lines = ["  call stack (innermost first):"]
-        if len(entries) > 2 * _STACK_SHOWN + 1:
-            shown = entries[:_STACK_SHOWN]
-            lines += [f"    {e.describe()}" for e in shown]
-            lines.append(f"    ... {len(entries) - 2 * _STACK_SHOWN:,} more frames ...")
-            lines += [f"    {e.describe()}" for e in entries[-_STACK_SHOWN:]]
-        else:
-            lines += [f"    {e.describe()}" for e in entries]
-        return "\n".join(lines)
-
-    def render(self) -> str:
-        text = self.diagnostic.render(self.sources.get(self.diagnostic.path))
-        stack = self.render_stack()
-        return f"{text}\n{stack}" if stack else text
-
-
-class _Abort(Exception):
-    """Raised by the generated code's helpers; the runner turns it into NpiRuntimeError."""
-
-    def __init__(self, kind: str, *data: Any) -> None:
-        super().__init__(kind, *data)
-        self.kind = kind
-        self.data = data
-
-
-def _loop_budget(iterations: int, pieces: int) -> None:
-    raise _Abort("loop", iterations, pieces)
-
-
-def _too_deep(depth: int, callee: str) -> None:
-    raise _Abort("depth", depth, callee)
-
-
-def _bad_arg(callee: str, index: int, value: Any) -> None:
-    raise _Abort("arg", callee, index, value)
-
-
-def _div(a: int, b: int, site: int) -> int:
-    if b == 0:
-        raise _Abort("zero", site, "/")
-    return a // b
-
-
-def _mod(a: int, b: int, site: int) -> int:
-    if b == 0:
-        raise _Abort("zero", site, "%")
-    return a % b
 
 
 class _ObsCache(dict):  # type: ignore[type-arg]
@@ -180,28 +88,24 @@ _OBS_TEXT = _ObsCache()
 # ---------------------------------------------------------------------------- binding
 
 
-def _act_fail(_: object) -> None:
-    """After an inlined action found its arguments illegal, the env's action must raise."""
-    raise AssertionError("an inline spec disagrees with its environment: the environment "
-                         "accepted an action the spec rejected")
-
-
 class _Compiled:
-    """One generated factory (inlining an env spec or not), with what errors need."""
+    """One generated factory (an encoding, inlining an env spec or not), with what errors
+    need."""
 
-    def __init__(self, checked: Checked, task: TaskInfo, spec: InlineSpec | None) -> None:
-        gen = Codegen(checked, task, spec).generate()
+    def __init__(self, checked: Checked, task: TaskInfo, spec: InlineSpec | None,
+                 encoding: StepEncoding) -> None:
+        gen = Codegen(checked, task, spec, encoding).generate()
         self.spec = spec
+        self.encoding = encoding
         self.source = gen.source
-        filename = f"<npi {checked.root.stem}.{task.name}{'' if spec else ' (plain)'}>"
+        variant = ("" if spec else " (plain)") + ("" if encoding is TEXT else
+                                                 f" ({encoding.name})")
+        filename = f"<npi {checked.root.stem}.{task.name}{variant}>"
         linecache.cache[filename] = (len(gen.source), None, gen.source.splitlines(True),
                                      filename)
-        namespace: dict[str, Any] = {
-            "_loop_budget": _loop_budget, "_too_deep": _too_deep, "_bad_arg": _bad_arg,
-            "_div": _div, "_mod": _mod, "_act_fail": _act_fail, **gen.tables,
-        }
+        namespace: dict[str, Any] = {**LAYOUT.helpers, **gen.tables}
         exec(compile(gen.source, filename, "exec"), namespace)  # noqa: S102 - generated here
-        self.factory = namespace["_make"]
+        self.factory = namespace[LAYOUT.factory]
         self.linemap = gen.linemap
         self.sites = gen.sites
         self.generators = gen.generators
@@ -213,13 +117,14 @@ class _Compiled:
 class _Binding:
     """The compiled programs bound to one environment instance."""
 
-    __slots__ = ("env", "out", "programs", "start", "result_fn", "compiled")
+    __slots__ = ("env", "out", "programs", "start", "result_fn", "compiled", "run")
 
     def __init__(self, compiled: _Compiled, env: Environment, state: dict[str, Any],
-                 oc: _ObsCache, max_steps: int, max_depth: int) -> None:
+                 max_steps: int, max_depth: int) -> None:
         self.env = env
         self.compiled = compiled
-        self.out: list[str] = []
+        self.out: list[Any] = []
+        self.run = RunState()
         observe = env.observe
         if type(observe()) is not tuple:
             raw = observe
@@ -230,22 +135,14 @@ class _Binding:
         qfns = {name: env.query_fn(name) for name in compiled.queries}
         afns = {i: env.action_fn(i) for i in compiled.actions}
         self.programs, self.start, self.result_fn = compiled.factory(
-            observe, oc, self.out, qfns, afns, state, max_depth, 3 * max_steps + 1, max_steps)
+            observe, _OBS_TEXT, self.out, qfns, afns, state, max_depth, 3 * max_steps + 1,
+            max_steps, self.run)
         if not compiled.codes:
             for q, fn in self.programs.items():
                 compiled.codes[fn.__code__] = q
 
 
-@dataclass(frozen=True)
-class _Fail:
-    code: str
-    message: str
-    hint: str | None
-    path: str
-    span: ast.Span
-
-
-class TaskRunner:
+class TaskRunner(RunnerBase):
     """A task compiled for fast symbolic execution; see `compile_task`.
 
     `env` is the runner's own environment instance (reused by `run`); `new_env()` makes a
@@ -253,92 +150,73 @@ class TaskRunner:
     exceeded or (for `run`, `run_line`, `run_result`) a wrong result.
     """
 
+    engine = "compiled"
+
     def __init__(self, checked: Checked, task: TaskInfo, max_steps: int,
                  max_depth: int, inline_env: bool = True) -> None:
-        if max_steps < 1 or max_depth < 0:
-            raise ValueError("max_steps must be >= 1 and max_depth >= 0")
-        self.checked = checked
-        self.task = task
-        self.max_steps = max_steps
-        self.max_depth = max_depth
-        self.vocab = checked.vocabulary
-        self.sources = {f.path: f.source for f in checked.files.values()}
-        spec = spec_for(checked.env_class) if inline_env else None
-        self._inlined = _Compiled(checked, task, spec) if spec is not None else None
-        self._plain_compiled: _Compiled | None = None
-        self._oc = _OBS_TEXT
-        # the most recently bound environments (id -> binding), strongly held, a few at most
-        self._bindings: OrderedDict[int, _Binding] = OrderedDict()
+        super().__init__(checked, task, max_steps, max_depth)
+        self._spec = spec_for(checked.env_class) if inline_env else None
+        # (inlined?, encoding) -> compiled factory, made when first needed
+        self._compiled: dict[tuple[bool, str], _Compiled] = {}
+        # the most recently bound environments ((id, encoding) -> binding), a few at most;
+        # the runner's own environment's bindings are pinned
+        self._bindings: OrderedDict[tuple[int, str], _Binding] = OrderedDict()
+        self._pinned: dict[tuple[int, str], _Binding] = {}
         self.env = self.new_env()
-        self._main = self.bind(self.env)
+        self._main = self._pin(TEXT)
         #: the generated Python source the runner's own environment runs
         self.python_source = self._main.compiled.source
-        self._entry_fn = self._main.programs[task.entry]
-        self._entry_gen = task.entry in self._main.compiled.generators
+        self._entry = task.entry
         self._entry_args = task.entry_args[:len(checked.programs[task.entry].params)]
         self._limit = 3 * max_steps + 1  # the trace list holds 3 fragments a step, plus 1
-        self._result_fn = None if task.result is None else self._main.result_fn
+        self._has_result = task.result is not None
         self._env_result = self.env.result
         self._expected = None if task.expect is None else self.env.expected
         self._oracle = task.expect
         self._input_length = self.env.input_length
-        self._header = self._make_header()
-        #: the number of steps of the last trace `run_line` returned
-        self.last_steps = 0
+        self._head = record_head(header_values(task.name, self.vocab, task.programs,
+                                               checked.source_hash))
 
     # ---- environments
-    def new_env(self, value: JSON = _UNSET) -> Environment:
-        """A fresh instance of the task's environment (with the file's configuration), reset
-        to the normalised input `value` when one is given."""
-        env = self.checked.create_env()
-        if value is not _UNSET:
-            env.reset(value)
-        return env
+    def _pin(self, encoding: StepEncoding) -> _Binding:
+        b = self._pinned.get((id(self.env), encoding.name))
+        if b is None:
+            b = self._pinned[(id(self.env), encoding.name)] = self._new_binding(self.env,
+                                                                                encoding)
+        return b
 
-    def bind(self, env: Environment) -> _Binding:
+    def bind(self, env: Environment, encoding: StepEncoding = TEXT) -> _Binding:
         """The compiled programs bound to `env` (cached for the last few environments).
 
         A binding resolves the environment's observe, query and action functions once, so an
         environment must not replace them afterwards.
         """
-        b = self._bindings.get(id(env))
+        key = (id(env), encoding.name)
+        b = self._pinned.get(key) or self._bindings.get(key)
         if b is not None and b.env is env:
-            self._bindings.move_to_end(id(env))
+            if key in self._bindings:
+                self._bindings.move_to_end(key)
             return b
-        state = None
-        if self._inlined is not None and type(env) is self.checked.env_class:
-            assert self._inlined.spec is not None
-            state = self._inlined.spec.state(env)
-        if state is not None:
-            compiled = self._inlined
-        else:  # no spec, or this instance does not look as the spec expects
-            if self._plain_compiled is None:
-                self._plain_compiled = _Compiled(self.checked, self.task, None)
-            compiled = self._plain_compiled
-            state = {}
-        assert compiled is not None
-        b = _Binding(compiled, env, state, self._oc, self.max_steps, self.max_depth)
-        self._bindings[id(env)] = b
+        b = self._new_binding(env, encoding)
+        self._bindings[key] = b
         if len(self._bindings) > _BINDINGS_KEPT:
-            first = next(iter(self._bindings))
-            if self._bindings[first] is not self._main:
-                del self._bindings[first]
-            else:
-                self._bindings.move_to_end(first)
-                del self._bindings[next(iter(self._bindings))]
+            del self._bindings[next(iter(self._bindings))]
         return b
 
-    # ---- the task's inputs, result and oracle
-    def parse_input(self, value: JSON) -> JSON:
-        """Validate and normalise an input (raises EnvError with a clear message)."""
-        return self.env.parse_input(value)
+    def _new_binding(self, env: Environment, encoding: StepEncoding) -> _Binding:
+        state = None
+        if self._spec is not None and type(env) is self.checked.env_class:
+            state = self._spec.state(env)
+        inlined = state is not None  # else: no spec, or this instance does not fit the spec
+        key = (inlined, encoding.name)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = self._compiled[key] = _Compiled(self.checked, self.task,
+                                                       self._spec if inlined else None,
+                                                       encoding)
+        return _Binding(compiled, env, state or {}, self.max_steps, self.max_depth)
 
-    def sample_input(self, rng: random.Random, length: int) -> JSON:
-        return self.env.sample_input(rng, length)
-
-    def input_length(self, value: JSON) -> int:
-        return self.env.input_length(value)
-
+    # ---- the task's result
     def result(self, env: Environment) -> JSON:
         """The task's result read from an environment state (`result EXPR` or env.result())."""
         if self.task.result is None:
@@ -347,24 +225,18 @@ class TaskRunner:
         try:
             return b.result_fn()
         except Exception as e:
-            raise self._error(e, None, b) from None
-
-    def expected(self, input: JSON) -> JSON:
-        """The correct result for an input (`expect ORACLE`); None if the task has no oracle."""
-        if self.task.expect is None:
-            return None
-        return self.env.expected(self.task.expect, input)
-
-    def correct(self, input: JSON, result: JSON) -> bool:
-        """Whether `result` is right for `input`; always true for a task without `expect`."""
-        if self.task.expect is None:
-            return True
-        return bool(result == self.expected(input))
+            raise self._error(e, b) from None
 
     # ---- running
     def run(self, input: JSON, seed: int | None = None) -> dict[str, Any]:
-        """Run the task on an input; the npi-trace/1 record (keys in schema order)."""
-        return json.loads(self.run_line(input, seed))
+        """Run the task on an input; the npi-trace/1 record (keys in schema order), built
+        without JSON text and equal to `json.loads(run_line(input, seed))`."""
+        value = self.parse_input(input)
+        b = self._pin(STRUCTURED)
+        result, out = self._execute(value, b)
+        steps = STRUCTURED.steps(out)
+        out.clear()
+        return self.record(seed, value, result, steps)  # type: ignore[arg-type]
 
     def run_line(self, input: JSON, seed: int | None = None, *,
                  normalized: bool = False) -> str:
@@ -373,10 +245,13 @@ class TaskRunner:
         The text is exactly `json.dumps(record, separators=(",", ":"))`.
         """
         value = input if normalized else self.parse_input(input)
-        result, out = self._execute(value)
-        out[0] = (f'{self._header}{"null" if seed is None else int(seed)},"length":'
-                  f'{self._input_length(value)},"input":{_json(value)},"result":'
-                  f'{_json(result)},"steps":[')
+        try:
+            result, out = self._execute(value, self._main)
+        except NpiRuntimeError as e:
+            raise self._with_steps(e, value) from None
+        out[0] = (f'{self._head}{"null" if seed is None else int(seed)}'
+                  + RUN_FIELDS_TEMPLATE % (self._input_length(value), _json(value),
+                                           _json(result)))
         out[1] = out[1][1:]
         out.append("]}")
         text = "".join(out)
@@ -386,28 +261,46 @@ class TaskRunner:
 
     def run_result(self, input: JSON) -> tuple[JSON, int]:
         """Run and check the task without building a trace: (result, number of steps)."""
-        result, out = self._execute(self.parse_input(input))
+        value = self.parse_input(input)
+        try:
+            result, out = self._execute(value, self._main)
+        except NpiRuntimeError as e:
+            raise self._with_steps(e, value) from None
         n = (len(out) - 1) // 3
         out.clear()
         return result, n
 
-    def _execute(self, value: JSON) -> tuple[JSON, list[str]]:
-        env = self.env
-        b = self._main
-        env.reset(value)
+    def _execute(self, value: JSON, b: _Binding) -> tuple[JSON, list[Any]]:
+        b.env.reset(value)
         try:
-            b.start(self._entry_fn, self._entry_gen, self._entry_args)
-            result = self._env_result() if self._result_fn is None else self._result_fn()
+            b.start(b.programs[self._entry], self._entry in b.compiled.generators,
+                    self._entry_args)
+            result = self._env_result() if not self._has_result else b.result_fn()
         except Exception as e:
-            raise self._error(e, getattr(e, "npi_stack", None), b) from None
+            raise self._error(e, b) from None
         out = b.out
         if len(out) > self._limit:
             raise self._over_budget(b)
         if self._expected is not None:
             expected = self._expected(self._oracle, value)
             if result != expected:
-                raise self._wrong(value, result, expected, out)
+                n = (len(out) - 1) // 3
+                steps = b.compiled.encoding.steps(out) if n <= KEEP_PARTIAL_STEPS else None
+                out.clear()
+                record = (None if steps is None else
+                          self.record(None, value, result, steps))
+                raise wrong_result(self.task, value, result, expected, self.sources, record, n)
         return result, out
+
+    def _with_steps(self, e: NpiRuntimeError, value: JSON) -> NpiRuntimeError:
+        """A text run's error, with its steps when short enough (from a structured rerun)."""
+        if e.steps is not None or not 0 < e.steps_done <= KEEP_PARTIAL_STEPS:
+            return e
+        try:
+            self._execute(value, self._pin(STRUCTURED))
+        except NpiRuntimeError as again:
+            return again
+        return e  # pragma: no cover - runs are deterministic
 
     def run_from(self, env: Environment, program: str,
                  args: tuple[int, ...] | list[int] = (0, 0, 0)) -> list[dict[str, Any]]:
@@ -416,152 +309,66 @@ class TaskRunner:
         Returns the steps (frames numbered from 0, the program's own frame at depth 0) and
         leaves `env` in its final state. No result check: any state and program are allowed.
         """
-        if program not in self.checked.programs:
-            bare = {Checked.bare(q): q for q in self.checked.programs}
-            if program in bare:
-                program = bare[program]
-            else:
-                raise KeyError(f"no program {program!r} (programs: "
-                               f"{', '.join(self.checked.program_order)})")
-        a = tuple(int(x) for x in args) + (0,) * (3 - len(args))
-        if len(a) != 3 or not all(0 <= x < self.vocab.arg_range for x in a):
-            raise ValueError(f"args must be up to 3 integers in [0, {self.vocab.arg_range}), "
-                             f"got {list(args)}")
-        nparams = len(self.checked.programs[program].params)
-        if any(a[nparams:]):
-            raise ValueError(f"{Checked.bare(program)} takes {nparams} argument"
-                             f"{'s' * (nparams != 1)}: the others must be 0, got {list(args)}")
-        b = self.bind(env)
-        self._go(b, b.programs[program], program, a)
-        out = b.out
-        out[1] = out[1][1:]
-        text = "[" + "".join(out[1:]) + "]"
-        out.clear()
-        return json.loads(text)
-
-    def _go(self, b: _Binding, fn: Callable[..., Any], program: str,
-            args: tuple[int, ...]) -> None:
+        program, a = self.resolve_program(program, args)
+        b = self.bind(env, STRUCTURED)
         try:
-            b.start(fn, program in b.compiled.generators,
-                    args[:len(self.checked.programs[program].params)])
+            b.start(b.programs[program], program in b.compiled.generators,
+                    a[:len(self.checked.programs[program].params)])
         except Exception as e:
-            # the driver of recursive frames attaches its stack of suspended frames
-            raise self._error(e, getattr(e, "npi_stack", None), b) from None
+            raise self._error(e, b) from None
         if len(b.out) > self._limit:
             raise self._over_budget(b)
+        steps = STRUCTURED.steps(b.out)
+        b.out.clear()
+        return steps
 
     def _over_budget(self, b: _Binding) -> NpiRuntimeError:
-        n = (len(b.out) - 1) // 3
-        return self._fail(_Fail(
-            "R004", f"step budget exceeded: the run took {n:,} steps, more than the "
-            f"budget of {self.max_steps:,}", _STEPS_HINT, self.task.file.path,
-            self.task.node.name_span), [], b)
+        return self._fail(over_budget((len(b.out) - 1) // 3, self.max_steps, self.task), [], b)
 
     # ---- error reporting
-    def _make_header(self) -> str:
-        t = self.task
-        return ('{"schema":' + _dumps(SCHEMA) + ',"task":' + _dumps(t.name)
-                + ',"env":' + _dumps(env_header(self.vocab))
-                + ',"programs":' + _dumps(list(t.programs))
-                + ',"source_hash":' + _dumps(self.checked.source_hash) + ',"seed":')
-
-    def _wrong(self, value: JSON, result: JSON, expected: JSON,
-               out: list[str]) -> NpiRuntimeError:
-        t = self.task
-        field = t.node.field("expect") or t.node
-        span = field.span
-        record = None
-        if len(out) <= 3 * _KEEP_PARTIAL_STEPS + 1:
-            out[0] = (self._header + 'null,"length":' + str(self.env.input_length(value))
-                      + ',"input":' + _dumps(value) + ',"result":' + _dumps(result)
-                      + ',"steps":[')
-            out[1] = out[1][1:]
-            record = json.loads("".join(out) + "]}")
-        n = (len(out) - 1) // 3
-        out.clear()
-        diag = Diagnostic(
-            t.file.path, span, "error", "R006",
-            f"wrong result: for input {_short(value)} the task `{t.name}` gives "
-            f"{_short(result)}, expected {_short(expected)} (expect {t.expect})",
-            "the reference program is wrong for this input: run it with `npi run "
-            "--input ...` to see its execution")
-        return NpiRuntimeError(diag, [], self.sources,
-                               steps=record["steps"] if record else None, record=record,
-                               steps_done=n)
-
-    def _fail(self, f: _Fail, stack: list[StackEntry], b: _Binding) -> NpiRuntimeError:
+    def _fail(self, f: Failure, stack: list[StackEntry], b: _Binding) -> NpiRuntimeError:
         out = b.out
         n = max(0, (len(out) - 1) // 3)
-        steps = None
-        if 0 < n <= _KEEP_PARTIAL_STEPS:
-            out[1] = out[1][1:]
-            steps = json.loads("[" + "".join(out[1:]) + "]")
+        steps = b.compiled.encoding.steps(out) if 0 < n <= KEEP_PARTIAL_STEPS else None
         out.clear()
-        diag = Diagnostic(f.path, f.span, "error", f.code, f.message, f.hint)
-        return NpiRuntimeError(diag, stack, self.sources, steps=steps, steps_done=n)
+        return f.error(stack, self.sources, steps, n)
 
-    def _error(self, exc: BaseException, driver_stack: list[Any] | None,
-               b: _Binding) -> NpiRuntimeError:
+    def _error(self, exc: BaseException, b: _Binding) -> NpiRuntimeError:
         """Turn an exception of a run into NpiRuntimeError with location and call stack."""
-        stack = self._call_stack(exc, driver_stack, b.compiled)
+        stack = self._call_stack(exc, b)
         top = stack[-1] if stack else None
         path = top.path if top else self.task.file.path
         span = top.span if top else (self.task.result.span if self.task.result is not None
                                      else self.task.node.name_span)
-        where = f"{top.name} at depth {top.depth}" if top else f"task `{self.task.name}`"
-        if isinstance(exc, _Abort):
+        place = where(top, self.task)
+        if isinstance(exc, Abort):
             kind, data = exc.kind, exc.data
             if kind == "loop":
-                iterations, pieces = data
-                if pieces > 3 * self.max_steps + 1:
-                    f = _Fail("R004", f"step budget exceeded: more than {self.max_steps:,} "
-                              f"steps (in {where})", _STEPS_HINT, path, span)
-                else:
-                    f = _Fail("R004", f"step budget exceeded: more than {self.max_steps:,} "
-                              f"loop iterations (in {where}); the loop makes no calls",
-                              _STEPS_HINT, path, span)
+                f = too_many_steps(self.max_steps, place, path, span,
+                                   loop=data[1] <= self._limit)
             elif kind == "depth":
-                depth, callee = data
-                f = _Fail("R005", f"depth budget exceeded: {where} calls {callee}, whose "
-                          f"frame would be at depth {depth + 1}, past the budget of "
-                          f"{self.max_depth:,}",
-                          "runaway recursion? if it is legitimate, raise --max-depth",
-                          path, span)
+                f = too_deep(place, data[1], data[0], self.max_depth, path, span)
             elif kind == "arg":
-                callee, index, value = data
-                f = _Fail("R002", f"argument {index + 1} of {callee} is {value}, outside "
-                          f"[0, {self.vocab.arg_range}) (in {where})",
-                          "NPI arguments are integers from 0 to "
-                          f"{self.vocab.arg_range - 1} (env {self.vocab.env} arg_range)",
-                          path, span)
+                f = bad_argument(data[0], data[1], data[2], self.vocab, place, path, span)
             elif kind == "zero":
-                site, op = data
-                s = b.compiled.sites[site]
-                f = _Fail("R001", f"division by zero: the right side of `{op}` is 0 "
-                          f"(in {where})", None, s.path, s.span)
+                s = b.compiled.sites[data[0]]
+                f = division_by_zero(data[1], place, s.path, s.span)
             else:  # pragma: no cover
                 raise AssertionError(kind)
-        elif isinstance(exc, EnvError):
-            f = _Fail("R003", f"environment error in {where}: {exc}", None, path, span)
-        elif isinstance(exc, ZeroDivisionError):
-            f = _Fail("R001", f"division by zero (in {where})", None, path, span)
-        elif isinstance(exc, RecursionError):  # pragma: no cover - the design prevents it
-            f = _Fail("R005", f"Python recursion limit reached (in {where})", None, path, span)
         else:
-            f = _Fail("R003", f"environment error in {where}: {type(exc).__name__}: {exc}",
-                      "the environment raised an unexpected exception", path, span)
+            f = exception_failure(exc, place, path, span)
         return self._fail(f, stack, b)
 
-    def _call_stack(self, exc: BaseException, driver_stack: list[Any] | None,
-                    compiled: _Compiled) -> list[StackEntry]:
+    def _call_stack(self, exc: BaseException, b: _Binding) -> list[StackEntry]:
         entries: list[StackEntry] = []
-        for g in driver_stack or ():
+        for g in b.run.stack:  # the driver's suspended generator frames
             fr = g.gi_frame
             if fr is not None and g.gi_suspended:
-                entries += self._entries(fr, fr.f_lineno, compiled)
+                entries += self._entries(fr, fr.f_lineno, b.compiled)
+        b.run.stack = []
         tb: TracebackType | None = exc.__traceback__
         while tb is not None:
-            entries += self._entries(tb.tb_frame, tb.tb_lineno, compiled)
+            entries += self._entries(tb.tb_frame, tb.tb_lineno, b.compiled)
             tb = tb.tb_next
         return entries
 
@@ -571,17 +378,16 @@ class TaskRunner:
         if q is None:
             return []
         loc = frame.f_locals
+        args, fid, d = LAYOUT.frame_of(loc)
         site = compiled.linemap.get(lineno)
         if site is None or not site.levels:
             prog = self.checked.programs[q]
-            return [StackEntry(q, (loc.get("a0", 0), loc.get("a1", 0), loc.get("a2", 0)),
-                               loc.get("f", 0), loc.get("d", 0), prog.file.path,
-                               prog.node.name_span, len(prog.params))]
+            return [StackEntry(q, args, fid, d, prog.file.path, prog.node.name_span,
+                               len(prog.params))]
 
         def value(code: str) -> int:
             return int(code) if code.lstrip("-").isdigit() else int(loc.get(code, 0))
 
-        d = int(loc.get("d", 0))
         out = []
         last = len(site.levels) - 1
         for k, lv in enumerate(site.levels):
@@ -589,12 +395,9 @@ class TaskRunner:
             path = site.path if k == last else lv.path
             out.append(StackEntry(lv.program, (value(lv.args[0]), value(lv.args[1]),
                                                value(lv.args[2])),
-                                  value(lv.frame), d + lv.depth, path, span,
+                                  value(lv.frame), int(d) + lv.depth, path, span,
                                   len(self.checked.programs[lv.program].params)))
         return out
-
-
-_STEPS_HINT = ("an infinite loop? if the run is legitimately long, raise --max-steps")
 
 
 _encode_str = json.encoder.encode_basestring_ascii  # what json.dumps uses for str
@@ -615,19 +418,22 @@ def _json(value: JSON) -> str:
     return _dumps(value)
 
 
-def _short(value: JSON, limit: int = 80) -> str:
-    text = _dumps(value)
-    if len(text) > limit:
-        return f"{text[: limit // 2]}...{text[-limit // 4:]} ({len(text):,} characters)"
-    return text
-
-
 def compile_task(checked: Checked, task_name: str | None = None, *,
                  max_steps: int = DEFAULT_MAX_STEPS, max_depth: int = DEFAULT_MAX_DEPTH,
-                 inline_env: bool = True) -> TaskRunner:
-    """Compile a task of a checked file for execution (ValueError for an unknown task).
+                 inline_env: bool = True, engine: str = "compiled") -> RunnerBase:
+    """A runner for a task of a checked file (ValueError for an unknown task or engine).
 
+    `engine="compiled"` (the default) compiles the task for speed (a `TaskRunner`);
+    `engine="reference"` gives the tree-walking interpreter that defines the language's
+    meaning (npi_dsl/reference.py), with the same methods, traces and errors, only slower.
     `inline_env=False` never inlines the environment's operations (npi_dsl/inline.py): the
     traces are the same, only slower; tests compare the two.
     """
-    return TaskRunner(checked, checked.task(task_name), max_steps, max_depth, inline_env)
+    task = checked.task(task_name)
+    if engine == "compiled":
+        return TaskRunner(checked, task, max_steps, max_depth, inline_env)
+    if engine == "reference":
+        from npi_dsl.reference import ReferenceRunner
+
+        return ReferenceRunner(checked, task, max_steps, max_depth)
+    raise ValueError(f"unknown engine {engine!r} (engines: {', '.join(ENGINES)})")

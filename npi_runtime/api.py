@@ -15,7 +15,6 @@ corrupt or mismatched run directory), `NpiRuntimeError` (the reference program f
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -48,32 +47,36 @@ def load_program(path: str | Path) -> Checked:
 
 
 def task_runner(checked: Checked, task: str | None = None, *, max_steps: int = 5_000_000,
-                max_depth: int = 20_000) -> TaskRunner:
-    """The symbolic reference of a task (`task` may be None when the file has one task)."""
-    return compile_task(checked, checked.task(task).name, max_steps=max_steps,
-                        max_depth=max_depth)
+                max_depth: int = 20_000, engine: str = "compiled") -> TaskRunner:
+    """The symbolic reference of a task (`task` may be None when the file has one task).
+
+    `engine="reference"` runs it with the tree-walking interpreter that defines the
+    language's meaning (npi_dsl/reference.py: the same traces, slower)."""
+    return compile_task(checked, checked.task(task).name, max_steps=max_steps,  # type: ignore[return-value]
+                        max_depth=max_depth, engine=engine)
 
 
 def compile_traces(checked: Checked, task: str | None = None, *, lengths: Iterable[int],
                    count: int, seed: int = 0, path: str | Path | None = None,
                    cover: bool = False, pool: int | None = None,
                    cover_programs: Iterable[str] | None = None,
-                   cover_score: str = "count") -> list[dict]:
+                   cover_score: str = "count", engine: str = "compiled") -> list[dict]:
     """Traces of `count` inputs per length, as `npi compile` makes them (and writes them to
     `path` if given). `cover=True` chooses each input from `pool` candidates by the decision
     contexts it adds, as `npi compile --cover [--pool] [--cover-programs] [--cover-score]`
-    does (docs/tasks.md); `cover_programs` takes bare or qualified program names."""
+    does (docs/tasks.md); `cover_programs` takes bare or qualified program names; `engine`
+    as for `task_runner`."""
     from npi_dsl.compile import DEFAULT_POOL, cover_picks, iter_inputs
     from npi_dsl.compile import cover_programs as resolve
     from npi_dsl.trace import write_traces
 
-    runner = task_runner(checked, task)
+    runner = task_runner(checked, task, engine=engine)
     if cover:
         focus = (None if cover_programs is None
                  else resolve(checked, runner.task.name, cover_programs))
-        records = [json.loads(p.line) for p in cover_picks(
+        records = [p.record for p in cover_picks(
             runner, list(lengths), count, seed, DEFAULT_POOL if pool is None else pool,
-            programs=focus, score=cover_score)]
+            programs=focus, score=cover_score, records=True)]
     else:
         if pool is not None or cover_programs is not None or cover_score != "count":
             raise ValueError("pool, cover_programs and cover_score choose among candidate "
@@ -246,12 +249,14 @@ def run_network(model: NPI, checked: Checked, inputs: Sequence[Any], task: str |
 
 def verify(model: NPI | str | Path, checked: Checked, lengths: Sequence[int], count: int,
            seed: int = 0, task: str | None = None, *, keep_outputs: bool = False,
-           progress: Callable[[Any], None] | None = None, threads: int = 1) -> VerifyReport:
+           progress: Callable[[Any], None] | None = None, threads: int = 1,
+           engine: str = "compiled") -> VerifyReport:
     """Compare the network with the reference at each length (see npi_runtime.verify);
-    `threads` > 1 runs big batches of the network on that many cores."""
+    `threads` > 1 runs big batches of the network on that many cores; `engine` runs the
+    reference traces as for `task_runner`."""
     if not isinstance(model, NPI):
         model = load_model(model, checked)
-    runner = task_runner(checked, task)
+    runner = task_runner(checked, task, engine=engine)
     return _verify(model, runner, lengths, count, seed, keep_outputs=keep_outputs,
                    progress=progress, threads=threads)
 

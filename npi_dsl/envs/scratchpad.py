@@ -10,6 +10,10 @@ positions, and the hot functions are closures over those lists, built once per i
 installed as instance attributes (`env.observe`, `env.act`, `query_fn`, `action_fn`). The lists
 are only ever changed in place (`reset` and `restore` assign slices), so the closures stay
 valid for the life of the instance.
+
+The compiled engine inlines the pad's actions, queries and observation into its generated code
+through the `npi_inline()` hook (the contract is npi_dsl/inline.py): four lines on the pad's
+lists instead of a call. The hook is the only code outside this class that sees the lists.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from npi_dsl.envs.base import (
     Vocabulary,
     describe_value,
 )
+from npi_dsl.inline import InlineSpec, literal
 
 LEFT = 0
 RIGHT = 1
@@ -141,6 +146,13 @@ class ScratchpadEnv(RebuiltOnCopy, Environment):
             config=resolved,
         )
 
+    @classmethod
+    def npi_inline(cls) -> InlineSpec | None:
+        """The pad's fast path for the compiled engine (npi_dsl/inline.py); none for a
+        subclass, which may change what an action does."""
+        return _SPEC if cls is ScratchpadEnv else None
+
+
     def __init__(self, **config: int) -> None:
         super().__init__(**config)
         self.config = self.resolve_config(config)
@@ -198,29 +210,10 @@ class ScratchpadEnv(RebuiltOnCopy, Environment):
             raise EnvError(f"WRITE: value must be a digit 0..9, got {value}")
 
         def act(action_id: int, arg1: int = 0, arg2: int = 0) -> None:
-            # move() and write() inlined: a Python call costs as much as the work
             if action_id == 0:
-                try:
-                    if arg2 == 1:
-                        col = pos[arg1] + 1
-                        if col >= ncols[0] or arg1 < 0:
-                            _move_error(arg1, arg2, col)
-                    elif arg2 == 0:
-                        col = pos[arg1] - 1
-                        if col < 0 or arg1 < 0:
-                            _move_error(arg1, arg2, col)
-                    else:
-                        _move_error(arg1, arg2, 0)
-                except IndexError:  # row >= 4
-                    _move_error(arg1, arg2, 0)
-                pos[arg1] = col
-                cur[arg1] = rows[arg1][col]
+                move(arg1, arg2)
             elif action_id == 1:
-                if 0 <= arg2 <= 9 and 0 <= arg1 <= 3:
-                    rows[arg1][pos[arg1]] = arg2
-                    cur[arg1] = arg2
-                else:
-                    write(arg1, arg2)  # raises the right error
+                write(arg1, arg2)
             else:
                 raise EnvError(f"env scratchpad has no action with id {action_id}")
 
@@ -328,3 +321,75 @@ class ScratchpadEnv(RebuiltOnCopy, Environment):
         pos[:] = state[4]
         self._ncols[0] = len(state[0])
         self._cur[:] = [r0[pos[0]], r1[pos[1]], r2[pos[2]], r3[pos[3]]]
+
+
+# ---------------------------------------------------------------- the inline spec
+
+
+def _inline_state(env: Environment) -> dict[str, Any] | None:
+    """The pad's lists, if this instance is laid out as the spec assumes (else None)."""
+    try:
+        rows, pos, cur, ncols = env._rows, env._pos, env._cur, env._ncols  # type: ignore[attr-defined]
+        ok = (
+            type(rows) is tuple and len(rows) == 4 and all(type(r) is list for r in rows)
+            and type(pos) is list and len(pos) == 4 and type(cur) is list and len(cur) == 4
+            and type(ncols) is list and len(ncols) == 1
+            and all(len(r) == ncols[0] for r in rows)
+            and all(cur[k] == rows[k][pos[k]] for k in range(4))
+            and tuple(env.observe()) == tuple(cur)
+        )
+    except (AttributeError, IndexError, TypeError):
+        return None
+    if not ok:
+        return None
+    return {"R0": rows[0], "R1": rows[1], "R2": rows[2], "R3": rows[3], "POS": pos,
+            "CUR": cur, "NC": ncols, "DIG": _DIGIT}
+
+
+def _row(code: str) -> int | None:
+    r = literal(code)
+    return r if r is not None and 0 <= r <= 3 else None
+
+
+def _inline_read(args: tuple[str, ...]) -> str | None:
+    r = _row(args[0])
+    return None if r is None else f"CUR[{r}]"
+
+
+def _inline_digit(args: tuple[str, ...]) -> str | None:
+    r = _row(args[0])
+    return None if r is None else f"DIG[CUR[{r}]]"
+
+
+def _inline_move(args: tuple[str, str], t: str, fail: str) -> list[str] | None:
+    r, direction = _row(args[0]), literal(args[1])
+    if r is None or direction not in (LEFT, RIGHT):
+        return None
+    if direction == LEFT:
+        head = [f"{t} = POS[{r}] - 1", f"if {t} < 0:"]
+    else:
+        head = [f"{t} = POS[{r}] + 1", f"if {t} >= NC[0]:"]
+    return head + [f"    {fail}", f"POS[{r}] = {t}", f"CUR[{r}] = R{r}[{t}]"]
+
+
+def _inline_write(args: tuple[str, str], t: str, fail: str) -> list[str] | None:
+    r, value = _row(args[0]), args[1]
+    if r is None:
+        return None
+    lit = literal(value)
+    if lit is not None:
+        if not 0 <= lit <= 9:
+            return None
+        check: list[str] = []
+    else:  # a local already checked to be in [0, arg_range): only the top can be wrong
+        check = [f"if {value} > 9:", f"    {fail}"]
+    return check + [f"R{r}[POS[{r}]] = {value}", f"CUR[{r}] = {value}"]
+
+
+_SPEC = InlineSpec(
+    names=("R0", "R1", "R2", "R3", "POS", "CUR", "NC", "DIG"),
+    state=_inline_state,
+    observe="(CUR[0], CUR[1], CUR[2], CUR[3])",
+    queries={"read": _inline_read, "digit": _inline_digit},
+    actions={MOVE: _inline_move, WRITE: _inline_write},
+)

@@ -58,10 +58,21 @@ def _print_runtime_error(e: Any) -> None:
         err.print(rest, markup=False)
 
 
-def _compile_runner(checked: Any, task: str, max_steps: int, max_depth: int) -> Any:
+def _compile_runner(checked: Any, task: str, max_steps: int, max_depth: int,
+                    engine: str = "compiled") -> Any:
     from npi_dsl.interpreter import compile_task
 
-    return compile_task(checked, task, max_steps=max_steps, max_depth=max_depth)
+    return compile_task(checked, task, max_steps=max_steps, max_depth=max_depth,
+                        engine=engine)
+
+
+def _check_engine(name: str) -> str:
+    """--engine: a usage error (exit 2) unless it names an engine."""
+    from npi_dsl.interpreter import ENGINES
+
+    if name not in ENGINES:
+        raise typer.BadParameter(f"{name!r}: expected one of {', '.join(ENGINES)}")
+    return name
 
 
 _FILE = Annotated[Path, typer.Argument(help="A .npi file.", exists=True, dir_okay=False,
@@ -92,6 +103,10 @@ def run(
         help="Draw at most this many nodes (calls and actions) in the tree.")] = 1000,
     max_steps: _MAX_STEPS = 5_000_000,
     max_depth: _MAX_DEPTH = 20_000,
+    engine: Annotated[str, typer.Option(
+        "--engine", help="compiled (fast) or reference (the tree-walking interpreter that "
+        "defines the language's meaning; the same trace, slower).",
+        callback=_check_engine)] = "compiled",
 ) -> None:
     """Run a task on one input and show its execution as a tree (the paper's Figure 3).
 
@@ -110,24 +125,25 @@ def run(
     checked = load_or_exit(file)
     info = task_or_exit(checked, task)
     raw = _read_input(input_)
-    runner = _compile_runner(checked, info.name, max_steps, max_depth)
+    runner = _compile_runner(checked, info.name, max_steps, max_depth, engine)
     try:
         value = runner.parse_input(raw)
     except EnvError as e:
         fail(f"bad --input for task `{info.name}` (env {checked.env_name}): {e}", code=2)
     error: NpiRuntimeError | None = None
+    record: dict[str, Any] | None = None
     try:
-        line = runner.run_line(value, normalized=True)
+        record = runner.run(value)
     except NpiRuntimeError as e:
         error = e
-        line = None
     if as_json:
         if error is not None:
             _print_runtime_error(error)
             raise typer.Exit(1)
-        sys.stdout.write(line + "\n")
+        sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
         return
-    record = json.loads(line) if line is not None else (error.record if error else None)
+    if record is None and error is not None:
+        record = error.record
     steps = record["steps"] if record is not None else (error.steps if error else None)
     if steps:
         env = None

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from interp_helpers import checked, runner
-from interp_reference import Reference
 
 from npi_dsl.checker import load
+from npi_dsl.interpreter import compile_task
 from npi_dsl.trace import validate_record
 
 MOVE, WRITE = 0, 1
@@ -138,7 +138,7 @@ def test_bubble_sort_5_2_8_is_the_canonical_trace(tmp_path) -> None:  # noqa: AN
     canonical = load(path)
     env = canonical.create_env()
     env.reset([5, 2, 8])
-    reference = Reference(canonical).run(env, "sorting.BUBBLESORT")
+    reference = compile_task(canonical, engine="reference").run_from(env, "sorting.BUBBLESORT")
     assert _strip(record["steps"]) == _strip(reference)
     # its shape: N - 1 = 2 sweeps, each BUBBLE then RESET; p3 advances once per RESET
     top = [s["call"] for s in record["steps"] if s["frame"] == 0]
@@ -180,4 +180,5 @@ def test_reference_agrees_on_the_bundled_programs() -> None:
         env = c.create_env()
         env.reset(env.parse_input(value))
         task = next(iter(c.tasks.values()))
-        assert _strip(record["steps"]) == _strip(Reference(c).run(env, task.entry)), name
+        reference = compile_task(c, engine="reference").run_from(env, task.entry)
+        assert _strip(record["steps"]) == _strip(reference), name
