@@ -27,15 +27,20 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
 import random  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
 from npi_dsl.bundled import program_path  # noqa: E402
 from npi_runtime import api  # noqa: E402
 from npi_runtime.executor import NeuralExecutor, blas_threads  # noqa: E402
-from npi_runtime.forcing import force_calls  # noqa: E402
 from npi_runtime.model import NPIConfig  # noqa: E402
+
+# the test helper that makes a looping network (tests/runtime/forcing_helpers.py)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "runtime"))
+from forcing_helpers import force_calls  # noqa: E402
 
 
 def looping_model(checked, config: NPIConfig | None = None):
