@@ -95,11 +95,18 @@ def _controller() -> ThreadpoolController:
     return _blas[0]
 
 
-def blas_threads() -> int | None:
-    """numpy's BLAS thread count, or None where threadpoolctl finds no BLAS."""
+def blas_library() -> dict | None:
+    """threadpoolctl's description of numpy's BLAS (`internal_api` its kind, `num_threads`
+    its thread count now), or None where it finds no BLAS."""
     found = [p for p in _controller().info() if p["user_api"] == "blas"]
     found.sort(key=lambda p: "numpy" not in p["filepath"])  # numpy's own first
-    return found[0]["num_threads"] if found else None
+    return found[0] if found else None
+
+
+def blas_threads() -> int | None:
+    """numpy's BLAS thread count, or None where threadpoolctl finds no BLAS."""
+    lib = blas_library()
+    return lib["num_threads"] if lib else None
 
 
 @contextlib.contextmanager

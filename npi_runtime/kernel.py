@@ -214,9 +214,9 @@ class StepKernel:
                 and first.in_features == c.state_dim + c.program_dim):
             raise KernelError("model.core[0] must be a Linear over [state, program] for the "
                               "numpy kernel")
-        (w0,) = layer_ops([first], "model.core")  # type: ignore[misc]
-        assert isinstance(w0, _Linear)
+        w0 = _Linear(first.weight.detach().double(), _f64(first.bias, first.out_features))
         ws, wp = w0.w[:, : c.state_dim], w0.w[:, c.state_dim :]
+        # the encoder's layers and the state part of the core's first Linear (folded)
         to_x = _fold([*tail, _Linear(ws, torch.zeros(ws.shape[0], dtype=torch.float64))])
         x = to_x.pop()
         assert isinstance(x, _Linear)
@@ -294,7 +294,8 @@ class StepKernel:
 
     def _encode(self, idx: np.ndarray) -> np.ndarray:
         """The sum of the encoder's rows `idx` [B, k], through the encoder's layers (`pre`)."""
-        table = self.rows_in.table  # type: ignore[union-attr]
+        assert self.rows_in is not None
+        table = self.rows_in.table
         if idx.shape[0] < BIG:  # a sum of embedding rows
             h = np.add.reduce(table[idx], axis=1)
         else:  # torch's embedding_bag: several times faster than numpy's gather and sum
