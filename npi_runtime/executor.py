@@ -33,6 +33,7 @@ without a BLAS thread pool.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -85,14 +86,10 @@ class _Instance:
 
 # ---- thread counts: numpy's BLAS through threadpoolctl, torch's own
 
-_blas: list[ThreadpoolController] = []
-
-
+@functools.cache
 def _controller() -> ThreadpoolController:
     """The thread pools of the libraries loaded (numpy's BLAS among them), found once."""
-    if not _blas:
-        _blas.append(ThreadpoolController())
-    return _blas[0]
+    return ThreadpoolController()
 
 
 def blas_library() -> dict | None:

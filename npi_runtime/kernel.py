@@ -135,8 +135,9 @@ def _numpy_ops(ops: list[_Op]) -> list[tuple]:
     for op in ops:
         if isinstance(op, _Linear):
             out.append((_Linear, _np(op.w.t()), _np(op.b)))
-        elif isinstance(op, _Leaky):
-            out.append((_Leaky, np.float32(op.slope)))
+        elif isinstance(op, _Leaky):  # max(x, a x) for a slope a <= 1, min(x, a x) above
+            out.append((_Leaky, np.float32(op.slope),
+                        np.maximum if op.slope <= 1.0 else np.minimum))
         elif isinstance(op, _Norm):
             out.append((_Norm, op.eps))
         else:
@@ -144,16 +145,18 @@ def _numpy_ops(ops: list[_Op]) -> list[tuple]:
     return out
 
 
-def _run(ops: list[tuple], x: np.ndarray) -> np.ndarray:
-    """Apply numpy operations to rows `x`, in place where an operation allows it (a caller's
-    `x` is only read when `ops` starts with a Linear)."""
+def _run(ops: list[tuple], x: np.ndarray, own: bool = True) -> np.ndarray:
+    """Apply numpy operations to rows `x`, in place where an operation allows it (`own`
+    False: `x` is only read)."""
+    if not own and ops and ops[0][0] is not _Linear:
+        x = x.copy()
     for op in ops:
         kind = op[0]
         if kind is _Linear:
             x = x @ op[1]
             x += op[2]
         elif kind is _Leaky:
-            np.maximum(x, x * op[1], out=x)
+            op[2](x, x * op[1], out=x)
         elif kind is _Norm:
             _norm(x, op[1], x)
         else:
@@ -347,7 +350,7 @@ class StepKernel:
                 i.sigmoid_()  # tanh(c) = 2 sigmoid(2c) - 1, torch's sigmoid being fast
                 o.neg_()  # h = o (2 sigmoid(2c) - 1) = -o - 2 sigmoid(2c) (-o)
                 torch.addcmul(o, i, o, value=-2.0, out=torch.from_numpy(self.h(state, layer)))
-        out = _run(self.top, self.h(state, self.layers - 1)) @ self.w_out
+        out = _run(self.top, self.h(state, self.layers - 1), own=False) @ self.w_out
         out += self.b_out
         return out
 

@@ -167,17 +167,21 @@ def test_a_batch_cut_across_threads_matches() -> None:
 
 def test_other_known_layers_just_work() -> None:
     """Layers the kernel knows, in another arrangement: more head layers, ReLU, Identity, a
-    LayerNorm without gain, a core without one."""
+    slope above 1, a LayerNorm without gain, a core without one, heads that begin with an
+    activation."""
     model = _model("array", SMALL, seed=6)
     c = model.config
     n_out = 1 + c.key_dim + 3 * c.arg_range
     model.heads = nn.Sequential(nn.Linear(c.hidden, 20), nn.ReLU(), nn.Identity(),
-                                nn.Linear(20, 18), nn.LeakyReLU(0.2), nn.Linear(18, n_out))
+                                nn.Linear(20, 18), nn.LeakyReLU(1.5), nn.Linear(18, n_out))
     model.core[3] = nn.LayerNorm(c.hidden, elementwise_affine=False)
     _compare(model, "array", 5)
     model.core = nn.Sequential(nn.Linear(c.state_dim + c.program_dim, 24), nn.ReLU(),
                                nn.Linear(24, c.hidden), nn.LeakyReLU(0.3))
     _compare(model, "array", BIG + 2)
+    # heads that begin with an activation must not change the LSTM state they read
+    model.heads.insert(0, nn.LeakyReLU(0.05))
+    _compare(model, "array", 3)
 
 
 @pytest.mark.parametrize("part", ["core", "heads", "encoder"])
