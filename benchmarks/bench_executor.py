@@ -27,15 +27,20 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
 import random  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
 from npi_dsl.bundled import program_path  # noqa: E402
 from npi_runtime import api  # noqa: E402
-from npi_runtime.executor import NeuralExecutor, blas_threads  # noqa: E402
-from npi_runtime.forcing import force_calls  # noqa: E402
+from npi_runtime.executor import NeuralExecutor, blas_library  # noqa: E402
 from npi_runtime.model import NPIConfig  # noqa: E402
+
+# the test helper that makes a looping network (tests/runtime/forcing_helpers.py)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "runtime"))
+from forcing_helpers import force_calls  # noqa: E402
 
 
 def looping_model(checked, config: NPIConfig | None = None):
@@ -102,9 +107,9 @@ def main() -> None:
     checked = api.load_program(program_path("addition"))
     model = api.load_model(a.run_dir, checked) if a.run_dir else looping_model(checked)
     c = model.config
-    found = blas_threads()
-    blas = (f"OpenBLAS, {found} threads outside a run, 1 inside" if found is not None
-            else "not an OpenBLAS found: its threads are not set")
+    lib = blas_library()
+    blas = (f"{lib['internal_api']}, {lib['num_threads']} threads outside a run, 1 inside"
+            if lib else "none found by threadpoolctl")
     print(f"model: {c.layers}x{c.hidden} LSTM (program_dim {c.program_dim}, core_hidden "
           f"{c.core_hidden}, head_hidden {c.head_hidden}), "
           f"{'trained ' + a.run_dir if a.run_dir else 'looping'}; {os.cpu_count()} CPUs; "

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
+from npi_dsl.trace import ACT
+
 if TYPE_CHECKING:
     from npi_dsl import ast
     from npi_dsl.checker import ProgramInfo
-
-ACT = "ACT"
 
 
 def build_call_graph(programs: Mapping[str, ProgramInfo],

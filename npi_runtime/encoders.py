@@ -8,6 +8,11 @@ arguments into a state vector of `state_dim` numbers. Two methods make up the in
   whole trace set; the executor calls it once per step for the whole batch.
 * `forward(obs, args)` maps that tensor and a `[B, 3]` long tensor of arguments to `[B, state]`.
 
+Optionally, `numpy_export()` gives the encoder's form for the executor's numpy step
+(npi_runtime.kernel): its first layer as rows of a table to sum (`SymbolRows`) and the torch
+layers after it, which the kernel turns into numpy operations. An encoder without one (the
+default) is run in torch at every step of the executor.
+
 Symbol observations are one-hot encoded; a linear layer over concatenated one-hots is a sum of
 embedding rows, which is how `SymbolEncoder` computes it (one gather and one sum instead of a
 wide sparse matmul). An environment with an image slot (the camera, a later issue) registers its
@@ -17,10 +22,11 @@ own encoder class, e.g. a CNN over the image concatenated with the symbol slots'
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from npi_dsl.envs.base import ObsSlot
@@ -42,6 +48,34 @@ class Encoder(nn.Module):
     def describe(self) -> dict:
         """JSON description stored in the manifest (enough to rebuild the encoder)."""
         raise NotImplementedError
+
+    def numpy_export(self) -> tuple[SymbolRows, list[nn.Module]] | None:
+        """The encoder as (first layer, torch layers after it) for the numpy kernel, or None:
+        the executor then runs `forward` at each step."""
+        return None
+
+
+@dataclass
+class SymbolRows:
+    """An encoder's first layer in numpy: for each row of observations and arguments, the sum
+    of one row of `table` per observation slot and argument (`indices`)."""
+
+    table: np.ndarray  # [rows, hidden] float32
+    offsets: np.ndarray  # [slots + 3]: the first table row of each slot and argument
+    arg_range: int
+
+    def indices(self, observations: Sequence[Sequence[int]], args: np.ndarray) -> np.ndarray:
+        """The table rows [B, slots + 3] of observations [B, slots] and arguments [B, 3];
+        arguments are clamped to 0 .. arg_range - 1, as `SymbolEncoder.forward` does."""
+        slots = self.offsets.shape[0] - 3
+        idx = np.empty((len(observations), slots + 3), dtype=np.int64)
+        idx[:, :slots] = observations
+        a = idx[:, slots:]
+        a[:] = args
+        np.minimum(a, self.arg_range - 1, out=a)  # (np.clip costs 30 us a call here, these
+        np.maximum(a, 0, out=a)  # two ufuncs 2)
+        idx += self.offsets
+        return idx
 
 
 class SymbolEncoder(Encoder):
@@ -67,7 +101,12 @@ class SymbolEncoder(Encoder):
             deeper += [nn.Linear(self.hidden, self.hidden), nn.LeakyReLU(LEAK)]
         self.deeper = nn.Sequential(*deeper)
         self.out = nn.Linear(self.hidden, self.state_dim)
+        self.act = nn.LeakyReLU(LEAK)  # of the first layer (no parameters)
         nn.init.normal_(self.first.weight, std=(1.0 / len(sizes)) ** 0.5)
+
+    def tail(self) -> list[nn.Module]:
+        """The layers after the first (the sum of embedding rows plus the bias)."""
+        return [self.act, *self.deeper, self.out]
 
     def tensorize(self, observations: Sequence[Sequence[Any]]) -> torch.Tensor:
         t = torch.as_tensor(observations, dtype=torch.long)
@@ -75,25 +114,20 @@ class SymbolEncoder(Encoder):
 
     def forward(self, obs: torch.Tensor, args: torch.Tensor) -> torch.Tensor:
         idx = torch.cat([obs, args.clamp(0, self.arg_range - 1)], dim=1) + self.offsets
-        h = F.leaky_relu(self.first(idx).sum(1) + self.bias, LEAK)
-        return self.out(self.deeper(h))
+        h = self.first(idx).sum(1) + self.bias
+        for layer in self.tail():
+            h = layer(h)
+        return h
 
-    def numpy_parts(self) -> dict:
-        """The weights for the executor's numpy step (npi_runtime.executor.StepKernel):
-        embedding table, offsets, bias, hidden layers as (W^T, b), and the output layer as
-        torch (W, b) for the kernel to fold into the core."""
-        def arr(t: torch.Tensor):
-            return t.detach().cpu().float().numpy().copy()
-
-        deeper = [(arr(m.weight.t()), arr(m.bias)) for m in self.deeper
-                  if isinstance(m, nn.Linear)]
-        return {
-            "table": arr(self.first.weight),
-            "offsets": self.offsets.cpu().numpy().copy(),
-            "bias": arr(self.bias),
-            "deeper": deeper,
-            "out": (self.out.weight.detach(), self.out.bias.detach()),
-        }
+    def numpy_export(self) -> tuple[SymbolRows, list[nn.Module]]:
+        """The embedding table with the bias added to the first argument's rows (every row of
+        indices takes exactly one of them, arguments being clamped), and `tail()`."""
+        table = self.first.weight.detach().cpu().double().clone()
+        first_arg = int(self.offsets[self.n_obs])
+        table[first_arg : first_arg + self.arg_range] += self.bias.detach().cpu().double()
+        rows = SymbolRows(table.float().numpy(), self.offsets.cpu().numpy().copy(),
+                          self.arg_range)
+        return rows, self.tail()
 
     def describe(self) -> dict:
         return {

@@ -21,20 +21,19 @@ Optionally, each instance is compared on the fly with a reference: a list of dec
 the instance's `divergence` (step index, call stack, observation, expected and chosen decision
 with the network's probabilities for both).
 
-The step itself runs in numpy (`StepKernel`), with the model's linear maps folded together:
-one instance's step costs a few dozen small array operations, where torch's per-operation
-overhead would dominate. numpy's BLAS is held at one thread while the executor runs: a
-threaded matrix-vector product waits for a second core, which on a shared machine is often
-busy (at one instance that made a step several times slower). With `threads` > 1, big batches
-are cut into that many slices of rows, each stepped by its own Python thread (numpy and torch
-release the GIL in their kernels), which uses several cores without a BLAS thread pool.
+The step itself runs in numpy (`npi_runtime.kernel.StepKernel`, derived from the model's
+weights and made again when they change). numpy's BLAS is held at one thread while the
+executor runs (threadpoolctl): a threaded matrix-vector product waits for a second core, which
+on a shared machine is often busy (at one instance that made a step several times slower).
+With `threads` > 1, big batches are cut into that many slices of rows, each stepped by its own
+Python thread (numpy and torch release the GIL in their kernels), which uses several cores
+without a BLAS thread pool.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import itertools
+import functools
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -42,9 +41,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import ThreadpoolController
 
 from npi_dsl.envs.base import EnvError, Environment
-from npi_runtime.model import ACT, LEAK, NPI
+from npi_dsl.trace import ACT
+from npi_runtime.kernel import MIN_SLICE, StepKernel
+from npi_runtime.model import NPI
 
 OK = "ok"
 STEP_BUDGET = "step_budget"
@@ -53,14 +55,8 @@ ENV_ERROR = "env_error"
 
 Decision = tuple[bool, int, tuple[int, int, int]]  # (end, program index or -1, call args)
 
-#: below this many rows the kernel uses numpy's elementwise functions (a call costs about a
-#: microsecond); from it on torch's vectorised sigmoid (several times faster per element)
-_BIG = 32
 #: up to this many rows, the executor sorts a step's decisions in Python, not numpy
 _FEW = 8
-#: the fewest rows per slice when a step is cut across threads, and the usual size of one
-_MIN_SLICE = 48
-_SLICE = 128
 
 
 @dataclass
@@ -88,301 +84,41 @@ class _Instance:
     outcome: Outcome | None = None
 
 
-def _np(t: torch.Tensor) -> np.ndarray:
-    return np.ascontiguousarray(t.detach().cpu().numpy().astype(np.float32))
+# ---- thread counts: numpy's BLAS through threadpoolctl, torch's own
+
+@functools.cache
+def _controller() -> ThreadpoolController:
+    """The thread pools of the libraries loaded (numpy's BLAS among them), found once."""
+    return ThreadpoolController()
 
 
-# ---- numpy's BLAS thread count (OpenBLAS, found among the loaded libraries)
-
-_BLAS_NAMES = ("scipy_openblas_{}_num_threads64_", "scipy_openblas_{}_num_threads",
-               "openblas_{}_num_threads64_", "openblas_{}_num_threads")
-_blas_lookup: list[tuple[Any, Any] | None] = []
-
-
-def _openblas() -> tuple[Any, Any] | None:
-    """The (get, set) thread-count functions of the OpenBLAS that numpy loaded, or None."""
-    if not _blas_lookup:
-        found = None
-        try:
-            with open("/proc/self/maps") as f:
-                paths = {line.split()[-1] for line in f
-                         if "openblas" in line.lower() and ".so" in line}
-        except OSError:
-            paths = set()
-        for path in sorted(paths, key=lambda p: "numpy" not in p):
-            try:
-                lib = ctypes.CDLL(path)
-            except OSError:
-                continue
-            for name in _BLAS_NAMES:
-                get, put = name.format("get"), name.format("set")
-                if hasattr(lib, get) and hasattr(lib, put):
-                    getter, setter = getattr(lib, get), getattr(lib, put)
-                    getter.restype, getter.argtypes = ctypes.c_int, []
-                    setter.restype, setter.argtypes = None, [ctypes.c_int]
-                    found = (getter, setter)
-                    break
-            if found:
-                break
-        _blas_lookup.append(found)
-    return _blas_lookup[0]
+def blas_library() -> dict | None:
+    """threadpoolctl's description of numpy's BLAS (`internal_api` its kind, `num_threads`
+    its thread count now), or None where it finds no BLAS."""
+    found = [p for p in _controller().info() if p["user_api"] == "blas"]
+    found.sort(key=lambda p: "numpy" not in p["filepath"])  # numpy's own first
+    return found[0] if found else None
 
 
 def blas_threads() -> int | None:
-    """numpy's BLAS thread count, or None where it is not an OpenBLAS found at run time."""
-    b = _openblas()
-    return b[0]() if b else None
+    """numpy's BLAS thread count, or None where threadpoolctl finds no BLAS."""
+    lib = blas_library()
+    return lib["num_threads"] if lib else None
 
 
 @contextlib.contextmanager
 def compute_threads(blas: int, torch_threads: int) -> Iterator[None]:
-    """numpy's BLAS (where it is an OpenBLAS found at run time) and torch at the given thread
-    counts for the duration; the previous counts are restored after."""
-    b = _openblas()
-    old_blas = b[0]() if b else None
+    """The BLAS libraries (threadpoolctl) and torch at the given thread counts for the
+    duration; the previous counts are restored after."""
     old_torch = torch.get_num_threads()
-    if b and old_blas != blas:
-        b[1](blas)
     if old_torch != torch_threads:
         torch.set_num_threads(torch_threads)
     try:
-        yield
+        with _controller().limit(limits=blas, user_api="blas"):
+            yield
     finally:
-        if b and old_blas != blas:
-            b[1](old_blas)
         if old_torch != torch_threads:
             torch.set_num_threads(old_torch)
-
-
-class StepKernel:
-    """One step of the model for a batch of top frames, in numpy, linear maps folded.
-
-    Folding (exact up to rounding): the encoder's output layer and the state part of the
-    core's first layer are one matrix; the program embedding's part is one bias row per
-    program; the LayerNorm's centring goes into the core's output layer and its gain and bias
-    into the first LSTM layer; each LSTM layer is one matmul over `[input, h]`; the key head
-    and `M_key` are one matrix giving the program scores directly; the g gate's rows are
-    doubled, so one sigmoid over the four gates gives tanh(g) as 2 sigmoid(2g) - 1. Built from
-    the model's weights when made (`NeuralExecutor.kernel` makes a new one when they change).
-
-    The state of a batch is one array [B, H * (1 + 2 * layers)] per row laid out
-    `[y | h_0 .. h_{L-1} | c_0 .. c_{L-1}]` (y: the LSTM's input this step), so that layer l's
-    input `[input, h_l]` is the contiguous column range l*H .. (l+2)*H: each layer writes its
-    new h over the old one, which is next layer's input; nothing is concatenated or copied.
-    Columns H.. (`state_cols`) are the frame's LSTM state, saved and restored by calls.
-    """
-
-    def __init__(self, model: NPI, env_name: str) -> None:
-        c = model.config
-        self.layers, self.hidden = c.layers, c.hidden
-        hid = c.hidden
-        self.width = hid * (1 + 2 * c.layers)
-        self.state_cols = slice(hid, self.width)
-        self.arg_range = c.arg_range
-        enc = model.encoders[env_name]
-        self.encoder = enc
-        core0, core2 = model.core[0], model.core[2]
-        w0 = core0.weight.detach()
-        ws, wp = w0[:, : c.state_dim], w0[:, c.state_dim :]
-        prog_bias = model.memory.progs.detach() @ wp.t() + core0.bias.detach()
-        parts = enc.numpy_parts() if hasattr(enc, "numpy_parts") else None
-        self.parts = parts
-        if parts is not None:  # fold the encoder's output layer into the core
-            w_out, b_out = parts["out"]
-            self.w_x = _np((ws @ w_out).t())
-            prog_bias = prog_bias + ws @ b_out
-        else:
-            self.w_x = _np(ws.t())
-        self.prog_bias = _np(prog_bias)
-        # the core's output layer with the LayerNorm's centring folded in:
-        # y - mean(y) = x (W - mean_j W_j) + (b - mean b)
-        w2, b2 = core2.weight.detach().double(), core2.bias.detach().double()
-        self.w_core2 = _np((w2 - w2.mean(0, keepdim=True)).t())
-        self.b_core2 = _np(b2 - b2.mean())
-        norm = model.core[3]
-        self.eps = float(norm.eps)
-        gain, shift = norm.weight.detach(), norm.bias.detach()
-        lstm = model.lstm
-        # sigmoid for every gate; the g gate's rows doubled, since tanh(x) = 2 sigmoid(2x) - 1
-        scale = torch.ones(4 * hid, 1)
-        scale[2 * hid : 3 * hid] = 2.0
-        self.w_gates: list[np.ndarray] = []
-        self.b_gates: list[np.ndarray] = []
-        for layer in range(c.layers):
-            w_ih = getattr(lstm, f"weight_ih_l{layer}").detach()
-            w_hh = getattr(lstm, f"weight_hh_l{layer}").detach()
-            b = (getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}")).detach()
-            if layer == 0:  # the LayerNorm's gain and bias
-                w_ih, b = w_ih * gain, b + w_ih @ shift
-            self.w_gates.append(_np((scale * torch.cat([w_ih, w_hh], dim=1)).t()))
-            self.b_gates.append(_np(scale[:, 0] * b))
-        self.nb_gates = [-b for b in self.b_gates]  # small batches: -(x + b) in one operation
-        hid_layer, out = model.heads[0], model.heads[2]
-        self.w_head, self.b_head = _np(hid_layer.weight.t()), _np(hid_layer.bias)
-        w, b = out.weight.detach(), out.bias.detach()
-        k = c.key_dim
-        keys = model.memory.keys.detach()
-        self.n_programs = keys.shape[0]
-        self.w_out = _np(torch.cat([w[:1], keys @ w[1 : 1 + k], w[1 + k :]]).t())
-        self.b_out = _np(torch.cat([b[:1], keys @ b[1 : 1 + k], b[1 + k :]]))
-
-    def zero_state(self, batch: int) -> np.ndarray:
-        """A batch's state, [B, width], all zero."""
-        return np.zeros((batch, self.width), dtype=np.float32)
-
-    def h(self, state: np.ndarray, layer: int) -> np.ndarray:
-        """Layer `layer`'s h, a view [B, H] of `state`."""
-        return state[:, (1 + layer) * self.hidden : (2 + layer) * self.hidden]
-
-    def c(self, state: np.ndarray, layer: int) -> np.ndarray:
-        """Layer `layer`'s c, a view [B, H] of `state`."""
-        first = (1 + self.layers + layer) * self.hidden
-        return state[:, first : first + self.hidden]
-
-    def inputs(self, observations: list, args: np.ndarray) -> np.ndarray:
-        """What `rows` takes from the observations: embedding rows to sum (an encoder with
-        numpy parts) or the encoder's output (any other encoder)."""
-        p = self.parts
-        if p is None:
-            enc = self.encoder
-            with torch.inference_mode():
-                s = enc(enc.tensorize(observations), torch.from_numpy(args))
-            return s.numpy()
-        slots = p["offsets"].shape[0] - 3
-        idx = np.empty((len(observations), slots + 3), dtype=np.int64)
-        idx[:, :slots] = observations
-        a = idx[:, slots:]
-        a[:] = args
-        np.minimum(a, self.arg_range - 1, out=a)  # clamped as the encoder does (np.clip
-        np.maximum(a, 0, out=a)  # costs 30 us a call here, these two ufuncs 2)
-        idx += p["offsets"]
-        return idx
-
-    def _encode(self, idx: np.ndarray) -> np.ndarray:
-        """The encoder's last hidden layer for embedding rows `idx`."""
-        p = self.parts
-        assert p is not None
-        if idx.shape[0] < _BIG:  # a sum of embedding rows
-            h = np.add.reduce(p["table"][idx], axis=1)
-        else:  # torch's embedding_bag: several times faster than numpy's gather and sum
-            h = torch.nn.functional.embedding_bag(
-                torch.from_numpy(idx), torch.from_numpy(p["table"]), mode="sum").numpy()
-        h += p["bias"]
-        _leaky_(h)
-        for w, b in p["deeper"]:
-            h = h @ w
-            h += b
-            _leaky_(h)
-        return h
-
-    def rows(self, inputs: np.ndarray, programs: np.ndarray, state: np.ndarray) -> np.ndarray:
-        """One step of B rows: the outputs [B, 1 + N + 3R] (end logit, program scores, arg
-        logits); `state` [B, width] is updated in place. Rows are independent: slices of a
-        batch can be stepped separately (and concurrently)."""
-        hid = self.hidden
-        small = state.shape[0] < _BIG
-        x = (self._encode(inputs) if self.parts is not None else inputs) @ self.w_x
-        x += self.prog_bias[programs]
-        _leaky_(x)
-        y = x @ self.w_core2  # centred
-        y += self.b_core2
-        ss = np.add.reduce(np.square(y, out=x), axis=1)
-        ss *= 1.0 / hid
-        ss += self.eps
-        np.sqrt(ss, out=ss)
-        np.divide(y, ss[:, None], out=state[:, :hid])  # the LSTM's input, in place
-        for layer in range(self.layers):
-            g = state[:, layer * hid : (layer + 2) * hid] @ self.w_gates[layer]
-            if small:  # sigmoid: 1 / (1 + exp(-(g + b))); exp's overflow to inf gives 0
-                np.subtract(self.nb_gates[layer], g, out=g)
-                np.exp(g, out=g)
-                g += 1.0
-                np.reciprocal(g, out=g)
-            else:
-                g += self.b_gates[layer]
-                t = torch.from_numpy(g)
-                torch.sigmoid(t, out=t)
-            c = self.c(state, layer)
-            if small:
-                i, f, gg, o = (g[:, j * hid : (j + 1) * hid] for j in range(4))
-                gg *= 2.0  # tanh(g) = 2 sigmoid(2g) - 1
-                gg -= 1.0
-                gg *= i
-                c *= f
-                c += gg
-                np.tanh(c, out=i)
-                np.multiply(i, o, out=self.h(state, layer))
-            else:  # torch's in-place kernels: fewer passes over the rows than numpy's
-                i, f, gg, o = torch.from_numpy(g).split(hid, 1)
-                tc = torch.from_numpy(c)
-                tc.mul_(f)
-                tc.addcmul_(i, gg, value=2.0)  # c = f c + i (2 sigmoid(2g) - 1)
-                tc.sub_(i)
-                torch.mul(tc, 2.0, out=i)
-                i.sigmoid_()  # tanh(c) = 2 sigmoid(2c) - 1, torch's sigmoid being fast
-                o.neg_()  # h = o (2 sigmoid(2c) - 1) = -o - 2 sigmoid(2c) (-o)
-                torch.addcmul(o, i, o, value=-2.0, out=torch.from_numpy(self.h(state, layer)))
-        top = self.h(state, self.layers - 1) @ self.w_head
-        top += self.b_head
-        _leaky_(top)
-        out = top @ self.w_out
-        out += self.b_out
-        return out
-
-    def __call__(self, observations: list, args: np.ndarray, programs: np.ndarray,
-                 state: np.ndarray, pool: ThreadPoolExecutor | None = None,
-                 threads: int = 1) -> np.ndarray:
-        """One step of the whole batch (see `rows`). With a pool, a batch of at least
-        2 x _MIN_SLICE rows is cut into slices of about _SLICE rows (at least one per thread)
-        that `threads` threads take in turn, so a thread the OS holds back takes fewer."""
-        inputs = self.inputs(observations, args)
-        n = state.shape[0]
-        with np.errstate(over="ignore"):
-            if pool is None or threads < 2 or n < 2 * _MIN_SLICE:
-                return self.rows(inputs, programs, state)
-            parts = max(min(threads, n // _MIN_SLICE), n // _SLICE)
-            cut = [n * j // parts for j in range(parts + 1)]
-            out = np.empty((n, self.w_out.shape[1]), dtype=np.float32)
-            counter = itertools.count()
-
-            def work() -> None:
-                with np.errstate(over="ignore"):
-                    while (j := next(counter)) < parts:
-                        a, b = cut[j], cut[j + 1]
-                        out[a:b] = self.rows(inputs[a:b], programs[a:b], state[a:b])
-
-            futures = [pool.submit(work) for _ in range(min(threads, parts) - 1)]
-            work()
-            for f in futures:
-                f.result()
-            return out
-
-    def decide(self, out: np.ndarray) -> np.ndarray:
-        """Per row [end (0/1), program index, three arguments], an int64 array [B, 5]."""
-        n = self.n_programs
-        dec = np.empty((out.shape[0], 5), dtype=np.int64)
-        dec[:, 0] = out[:, 0] > 0
-        dec[:, 1] = out[:, 1 : 1 + n].argmax(1)
-        dec[:, 2:] = out[:, 1 + n :].reshape(-1, 3, self.arg_range).argmax(2)
-        return dec
-
-    def probabilities(self, row: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        """(p_end, p over programs, p over each argument [3, R]) from one row of outputs."""
-        n = self.n_programs
-        p_end = float(1.0 / (1.0 + np.exp(-float(row[0]))))
-        scores = row[1 : 1 + n].astype(np.float64)
-        p_prog = np.exp(scores - scores.max())
-        p_prog /= p_prog.sum()
-        logits = row[1 + n :].reshape(3, self.arg_range).astype(np.float64)
-        p_args = np.exp(logits - logits.max(1, keepdims=True))
-        p_args /= p_args.sum(1, keepdims=True)
-        return p_end, p_prog, p_args
-
-
-def _leaky_(x: np.ndarray) -> np.ndarray:
-    """The model's leaky ReLU, in place."""
-    np.maximum(x, x * LEAK, out=x)
-    return x
 
 
 class _StatePool:
@@ -451,7 +187,7 @@ class NeuralExecutor:
         ]
         if inst:
             kernel = self.kernel()
-            parallel = self.threads > 1 and len(inst) >= 2 * _MIN_SLICE
+            parallel = self.threads > 1 and len(inst) >= 2 * MIN_SLICE
             with contextlib.ExitStack() as stack:
                 stack.enter_context(compute_threads(1, 1))
                 pool = (stack.enter_context(ThreadPoolExecutor(self.threads - 1))

@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import nn
 
+from npi_dsl.trace import ACT
 from npi_runtime.encoders import Encoder
 
-ACT = "ACT"
 #: negative slope of every hidden layer's activation. The paper's MLPs use ReLU; with Adam at
 #: a useful learning rate a whole ReLU layer sometimes dies early in training (every unit
 #: negative on every input), after which the LSTM sees a constant input and training stalls
@@ -98,10 +98,11 @@ def packed_lstm(lstm: nn.LSTM, x: torch.Tensor, batch_sizes: torch.Tensor) -> to
     """`lstm` over a packed sequence from zero states; returns the top layer's outputs [S, H].
 
     Equal to `lstm(PackedSequence(x, batch_sizes))[0].data`; written to train faster on a
-    CPU (2x during development, no difference on the final code: docs/training.md): each
+    CPU: at the default 2x256 training runs 1.35x faster than with `nn.LSTM` over a
+    `PackedSequence`, equal at 2x128 (benchmarks/bench_train.py; docs/results.md). Each
     layer's input projection is one matmul over all steps, and the per-time-step pieces come
-    from `split` (whose gradient is one `cat`) instead of slices (whose gradients
-    each fill a zero tensor the size of the whole input).
+    from `split` (whose gradient is one `cat`) instead of slices (whose gradients each fill a
+    zero tensor the size of the whole input).
     """
     sizes = batch_sizes.tolist()
     inp = x

@@ -1,12 +1,11 @@
-"""The executor: budgets stop a looping network; batched runs equal one-by-one runs."""
+"""The executor: budgets stop a looping network; batched runs equal one-by-one runs. (Its
+numpy step against the model's: tests/runtime/test_kernel.py.)"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pytest
-import torch
+from forcing_helpers import force_calls
 
 from npi_runtime import api
 from npi_runtime.executor import (
@@ -15,9 +14,7 @@ from npi_runtime.executor import (
     OK,
     STEP_BUDGET,
     NeuralExecutor,
-    StepKernel,
 )
-from npi_runtime.forcing import force_calls
 
 
 def _envs(checked, runner, values):
@@ -68,36 +65,3 @@ def test_batched_equals_one_by_one(trained, copy_file: Path) -> None:
         assert o.status == alone.status == OK
         assert o.decisions == alone.decisions
         assert runner.result(env) == runner.result(single[0])
-
-
-@pytest.mark.parametrize("rows", [3, 40])  # numpy's elementwise path, torch's (>= 32 rows)
-def test_kernel_matches_the_model(programs_dir: Path, rows: int) -> None:
-    checked = api.load_program(programs_dir / "addition.npi")
-    model = api.new_model(checked, seed=3)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.3)
-    k = StepKernel(model, "scratchpad")
-    reps = -(-rows // 3)
-    obs = ([(1, 2, 10, 3), (10, 10, 1, 4), (0, 9, 10, 10)] * reps)[:rows]
-    # the last row's arguments lie past arg_range: both sides clamp them to 9
-    args = np.tile(np.array([[0, 0, 0], [1, 2, 3], [9, 12, 31]]), (reps, 1))[:rows]
-    progs = np.tile(np.array([1, 3, 4]), reps)[:rows]
-    rng = np.random.default_rng(0)
-    layers = model.config.layers
-    h0 = rng.normal(size=(layers, rows, model.config.hidden)).astype(np.float32)
-    c0 = rng.normal(size=h0.shape).astype(np.float32)
-    state = k.zero_state(rows)
-    for layer in range(layers):
-        k.h(state, layer)[:] = h0[layer]
-        k.c(state, layer)[:] = c0[layer]
-    out = k(obs, args, progs, state)
-    with torch.no_grad():
-        states = model.encode("scratchpad", torch.tensor(obs), torch.tensor(args))
-        end, scores, arg_logits, (h, c) = model.step(states, torch.tensor(progs),
-                                                     (torch.from_numpy(h0), torch.from_numpy(c0)))
-    ref = torch.cat([end[:, None], scores, arg_logits.reshape(rows, -1)], 1).numpy()
-    assert np.abs(ref - out).max() < 1e-4
-    for layer in range(layers):
-        assert np.abs(h[layer].numpy() - k.h(state, layer)).max() < 5e-5
-        assert np.abs(c[layer].numpy() - k.c(state, layer)).max() < 5e-5

@@ -9,10 +9,10 @@ from collections import Counter
 from pathlib import Path
 
 import torch
+from forcing_helpers import force_calls
 
 from npi_runtime import api
 from npi_runtime.executor import NeuralExecutor, blas_threads
-from npi_runtime.forcing import force_calls
 
 
 def _noisy_model(checked, seed: int):

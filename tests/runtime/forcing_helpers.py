@@ -3,6 +3,10 @@
 `force_calls(model, program, args)` sets the output head so that, whatever it observes, the
 network never returns and always calls `program` with `args`: a network that loops (the
 executor's budgets must stop it), or a fixed-length workload (every step costs the same).
+
+A test helper, not part of the installed package: the tests of this folder import it as
+`forcing_helpers` (pytest puts the folder on sys.path), benchmarks/bench_executor.py puts
+this folder on sys.path itself.
 """
 
 from __future__ import annotations
