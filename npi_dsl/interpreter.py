@@ -36,6 +36,7 @@ from npi_dsl.checker import Checked, TaskInfo
 from npi_dsl.codegen import Codegen
 from npi_dsl.diagnostics import Diagnostic
 from npi_dsl.envs.base import JSON, EnvError, Environment
+from npi_dsl.errors import NpiError
 from npi_dsl.inline import InlineSpec, spec_for
 from npi_dsl.trace import SCHEMA, env_header
 
@@ -81,7 +82,7 @@ class StackEntry:
                 f"{self.path}:{self.span.line}:{self.span.column}")
 
 
-class NpiRuntimeError(Exception):
+class NpiRuntimeError(NpiError):
     """A run of a reference program went wrong: a runtime error, a budget, a wrong result.
 
     `diagnostic` locates it in the `.npi` source (codes R001-R006); `call_stack` lists the

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, NoReturn
 
 from npi_dsl.envs.base import Vocabulary
+from npi_dsl.errors import NpiError
 
 SCHEMA = "npi-trace/1"
 #: the keys of a record, in the order the writer emits them
@@ -58,7 +59,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _JSON_SEPARATORS = (",", ":")
 
 
-class TraceFormatError(ValueError):
+class TraceFormatError(NpiError, ValueError):
     """A trace file is not valid `npi-trace/1`. `str()` is `PATH:LINE: message`."""
 
     def __init__(self, path: str, line: int, message: str) -> None:

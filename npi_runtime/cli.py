@@ -1,6 +1,7 @@
 """The `npi` command line: one typer app; each group of commands lives in its own module.
 
-Commands that need torch import it inside their bodies, so `npi check` stays fast.
+Commands that need torch import it inside their bodies, so `npi check` stays fast. Every
+command reports an `NpiError` it raises in one way (`cli_common.reporting_errors`).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from npi_runtime import cli_dsl, cli_neural, cli_trace
+from npi_runtime.cli_common import reporting_errors
 
 app = typer.Typer(
     name="npi",
@@ -21,6 +23,8 @@ app = typer.Typer(
 cli_dsl.register(app)
 cli_trace.register(app)
 cli_neural.register(app)
+for _command in app.registered_commands:
+    _command.callback = reporting_errors(_command.callback)
 
 
 def main() -> None:

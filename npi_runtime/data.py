@@ -16,13 +16,14 @@ from dataclasses import dataclass
 
 import torch
 
+from npi_dsl.errors import NpiError
 from npi_runtime.encoders import Encoder
 from npi_runtime.model import ACT
 
 IGNORE = -100
 
 
-class TraceError(ValueError):
+class TraceError(NpiError, ValueError):
     """A trace that does not fit the model (unknown program, environment or argument)."""
 
 

@@ -19,10 +19,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from npi_dsl.errors import NpiError
+
 JSON = Any
 
 
-class EnvError(Exception):
+class EnvError(NpiError):
     """A runtime error of the environment (a pointer moved off the pad, a bad value...).
 
     The interpreter turns it into a diagnostic at the `.npi` source location of the action.
