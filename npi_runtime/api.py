@@ -16,9 +16,8 @@ corrupt or mismatched run directory), `NpiRuntimeError` (the reference program f
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +106,7 @@ def new_model(checked: Checked, config: NPIConfig | None = None, seed: int = 0) 
     config = config or NPIConfig()
     vocab = checked.vocabulary
     if vocab.arg_range != config.arg_range:
-        config = NPIConfig.from_dict({**config.to_dict(), "arg_range": vocab.arg_range})
+        config = replace(config, arg_range=vocab.arg_range)
     torch.manual_seed(seed)
     encoder = make_encoder(checked.env_name, vocab.observation, vocab.arg_range,
                            config.encoder_hidden, config.state_dim)
@@ -254,8 +253,3 @@ def verify(model: NPI | str | Path, checked: Checked, lengths: Sequence[int], co
     runner = task_runner(checked, task)
     return _verify(model, runner, lengths, count, seed, keep_outputs=keep_outputs,
                    progress=progress, threads=threads)
-
-
-def sample(checked: Checked, length: int, seed: int = 0, task: str | None = None) -> Any:
-    """One random input of a length (what `npi compile` would draw)."""
-    return task_runner(checked, task).sample_input(random.Random(seed), length)

@@ -121,11 +121,16 @@ def train(
     if (output is None) == (resume is None):
         fail("give either -o RUN_DIR (a new run) or --resume RUN_DIR (an interrupted one)",
              code=2)
+    from npi_dsl.compile import parse_lengths
+
+    # the configuration options: flag -> (the TrainConfig field it sets or None, its value)
+    options = {"--epochs": ("max_epochs", epochs), "--hidden": (None, hidden),
+               "--threads": ("threads", threads),
+               "--val-lengths": ("val_lengths", None if val_lengths is None
+                                 else tuple(parse_lengths(val_lengths))),
+               "--val-count": ("val_count", val_count), "--patience": ("patience", patience)}
     if resume is not None:
-        given = [flag for flag, value in (
-            ("--epochs", epochs), ("--hidden", hidden), ("--threads", threads),
-            ("--val-lengths", val_lengths), ("--val-count", val_count),
-            ("--patience", patience)) if value is not None]
+        given = [flag for flag, (_, value) in options.items() if value is not None]
         if given:
             fail(f"--resume continues with the run's own configuration (its manifest.json); "
                  f"leave out {', '.join(given)}", code=2)
@@ -135,22 +140,12 @@ def train(
     _quiet_threads()
     checked = load_or_exit(file)
     info = task_or_exit(checked, task)
-    from npi_dsl.compile import parse_lengths
     from npi_runtime import api
     from npi_runtime.model import NPIConfig
     from npi_runtime.train import TrainConfig
 
-    tc = TrainConfig(seed=seed)
-    if epochs is not None:
-        tc.max_epochs = epochs
-    if threads is not None:
-        tc.threads = threads
-    if val_lengths is not None:
-        tc.val_lengths = tuple(parse_lengths(val_lengths))
-    if val_count is not None:
-        tc.val_count = val_count
-    if patience is not None:
-        tc.patience = patience
+    tc = TrainConfig(seed=seed, **{name: value for name, value in options.values()
+                                   if name is not None and value is not None})
     mc = NPIConfig() if hidden is None else NPIConfig.sized(hidden)
     run_dir = resume if resume is not None else output
     assert run_dir is not None

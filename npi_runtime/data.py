@@ -77,10 +77,6 @@ class FrameSet:
         for i in range(0, frame_ids.numel(), batch_frames):
             yield self.pack(frame_ids[i : i + batch_frames])
 
-    def select_traces(self, traces: torch.Tensor) -> torch.Tensor:
-        """Frame ids of the frames that come from the given trace indices."""
-        return torch.nonzero(torch.isin(self.frame_trace, traces)).flatten()
-
 
 def build_frameset(records: Iterable[dict], memory: Sequence[str], encoder: Encoder,
                    env_name: str | None = None) -> FrameSet:

@@ -86,12 +86,6 @@ class Vocabulary:
                 return i
         raise KeyError(name)
 
-    def kind_of(self, name: str) -> str | None:
-        for kind, members in self.kinds.items():
-            if name in members:
-                return kind
-        return None
-
 
 class Environment(ABC):
     """A world a program acts on. Subclasses register under a name (see `registry`)."""
