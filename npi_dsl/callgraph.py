@@ -18,7 +18,7 @@ import networkx as nx
 
 if TYPE_CHECKING:
     from npi_dsl import ast
-    from npi_dsl.checker import ProgramInfo
+    from npi_dsl.checked import ProgramInfo
 
 ACT = "ACT"
 
