@@ -8,9 +8,10 @@
     api.run_network(model, checked, [["96", "125"]])      # [{"result": "221", ...}]
     report = api.verify(model, checked, lengths=[100, 1000], count=20, seed=7)
 
-Errors are exceptions: `DiagnosticError` (a bad program file), `TraceFormatError` (a bad trace
-file), `TraceError` (traces that do not fit the program file), `CheckpointError` (a missing,
-corrupt or mismatched run directory), `NpiRuntimeError` (the reference program failed).
+Errors are exceptions, all `npi_dsl.errors.NpiError`: `DiagnosticError` (a bad program file),
+`TraceFormatError` (a bad trace file), `TraceError` (traces that do not fit the program file),
+`CheckpointError` (a missing, corrupt or mismatched run directory), `NpiRuntimeError` (the
+reference program failed), `EnvError` (an input the environment refuses).
 """
 
 from __future__ import annotations
