@@ -20,7 +20,7 @@ from npi_dsl.trace import ACT
 
 if TYPE_CHECKING:
     from npi_dsl import ast
-    from npi_dsl.checker import ProgramInfo
+    from npi_dsl.checked import ProgramInfo
 
 
 def build_call_graph(programs: Mapping[str, ProgramInfo],

@@ -21,7 +21,7 @@ from typing import Any
 from npi_dsl.envs.base import JSON
 from npi_dsl.interpreter import TaskRunner
 
-#: the most traces one length may ask for, and the longest length (sanity limits for typos)
+#: the longest input length a --length may ask for (a sanity limit against typos)
 MAX_LENGTH = 10_000_000
 #: `npi compile --cover`: candidate inputs per trace when --pool is not given
 DEFAULT_POOL = 64

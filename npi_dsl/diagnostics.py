@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from npi_dsl.ast import Span
+from npi_dsl.errors import NpiError
 
 Severity = Literal["error", "warning"]
 
@@ -127,7 +128,7 @@ class Diagnostic:
         return "\n".join(lines)
 
 
-class DiagnosticError(Exception):
+class DiagnosticError(NpiError):
     """Raised by loaders when a file has errors; carries every diagnostic found."""
 
     def __init__(self, diagnostics: Sequence[Diagnostic], sources: dict[str, str] | None = None):

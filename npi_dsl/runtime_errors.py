@@ -16,6 +16,7 @@ from npi_dsl import ast
 from npi_dsl.checker import Checked, TaskInfo
 from npi_dsl.diagnostics import Diagnostic
 from npi_dsl.envs.base import JSON, EnvError, Vocabulary
+from npi_dsl.errors import NpiError
 
 #: errors keep the executed steps for display when the run was at most this long
 KEEP_PARTIAL_STEPS = 20_000
@@ -49,7 +50,7 @@ class StackEntry:
                 f"{self.path}:{self.span.line}:{self.span.column}")
 
 
-class NpiRuntimeError(Exception):
+class NpiRuntimeError(NpiError):
     """A run of a reference program went wrong: a runtime error, a budget, a wrong result.
 
     `diagnostic` locates it in the `.npi` source (codes R001-R006); `call_stack` lists the

@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from npi_dsl.envs.base import Vocabulary
+from npi_dsl.errors import NpiError
 
 SCHEMA = "npi-trace/1"
 #: the record fields fixed by the task (the same in every record of a runner)
@@ -50,7 +51,7 @@ dumps = json.JSONEncoder(separators=(",", ":")).encode
 """Compact JSON text, as the writer spells every value."""
 
 
-class TraceFormatError(ValueError):
+class TraceFormatError(NpiError, ValueError):
     """A trace file is not valid `npi-trace/1`. `str()` is `PATH:LINE: message`."""
 
     def __init__(self, path: str, line: int, message: str) -> None:

@@ -8,16 +8,16 @@
     api.run_network(model, checked, [["96", "125"]])      # [{"result": "221", ...}]
     report = api.verify(model, checked, lengths=[100, 1000], count=20, seed=7)
 
-Errors are exceptions: `DiagnosticError` (a bad program file), `TraceFormatError` (a bad trace
-file), `TraceError` (traces that do not fit the program file), `CheckpointError` (a missing,
-corrupt or mismatched run directory), `NpiRuntimeError` (the reference program failed).
+Errors are exceptions, all `npi_dsl.errors.NpiError`: `DiagnosticError` (a bad program file),
+`TraceFormatError` (a bad trace file), `TraceError` (traces that do not fit the program file),
+`CheckpointError` (a missing, corrupt or mismatched run directory), `NpiRuntimeError` (the
+reference program failed), `EnvError` (an input the environment refuses).
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +110,7 @@ def new_model(checked: Checked, config: NPIConfig | None = None, seed: int = 0) 
     config = config or NPIConfig()
     vocab = checked.vocabulary
     if vocab.arg_range != config.arg_range:
-        config = NPIConfig.from_dict({**config.to_dict(), "arg_range": vocab.arg_range})
+        config = replace(config, arg_range=vocab.arg_range)
     torch.manual_seed(seed)
     encoder = make_encoder(checked.env_name, vocab.observation, vocab.arg_range,
                            config.encoder_hidden, config.state_dim)
@@ -259,8 +259,3 @@ def verify(model: NPI | str | Path, checked: Checked, lengths: Sequence[int], co
     runner = task_runner(checked, task, engine=engine)
     return _verify(model, runner, lengths, count, seed, keep_outputs=keep_outputs,
                    progress=progress, threads=threads)
-
-
-def sample(checked: Checked, length: int, seed: int = 0, task: str | None = None) -> Any:
-    """One random input of a length (what `npi compile` would draw)."""
-    return task_runner(checked, task).sample_input(random.Random(seed), length)

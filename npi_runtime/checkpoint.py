@@ -33,6 +33,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from npi_dsl.errors import NpiError
 from npi_runtime.encoders import encoder_from_description
 from npi_runtime.model import ACT, NPI, NPIConfig
 
@@ -43,7 +44,7 @@ RESUME_DIR = "resume"
 STATE_FILE = "state.json"
 
 
-class CheckpointError(Exception):
+class CheckpointError(NpiError):
     """A run directory that cannot be used: missing, corrupt, or not fitting the programs."""
 
 

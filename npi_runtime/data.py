@@ -16,13 +16,14 @@ from dataclasses import dataclass
 
 import torch
 
+from npi_dsl.errors import NpiError
 from npi_runtime.encoders import Encoder
 from npi_runtime.model import ACT
 
 IGNORE = -100
 
 
-class TraceError(ValueError):
+class TraceError(NpiError, ValueError):
     """A trace that does not fit the model (unknown program, environment or argument)."""
 
 
@@ -75,10 +76,6 @@ class FrameSet:
     def batches(self, frame_ids: torch.Tensor, batch_frames: int) -> Iterator[Packed]:
         for i in range(0, frame_ids.numel(), batch_frames):
             yield self.pack(frame_ids[i : i + batch_frames])
-
-    def select_traces(self, traces: torch.Tensor) -> torch.Tensor:
-        """Frame ids of the frames that come from the given trace indices."""
-        return torch.nonzero(torch.isin(self.frame_trace, traces)).flatten()
 
 
 def build_frameset(records: Iterable[dict], memory: Sequence[str], encoder: Encoder,

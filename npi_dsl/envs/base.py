@@ -19,10 +19,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from npi_dsl.errors import NpiError
+
 JSON = Any
 
 
-class EnvError(Exception):
+class EnvError(NpiError):
     """A runtime error of the environment (a pointer moved off the pad, a bad value...).
 
     The interpreter turns it into a diagnostic at the `.npi` source location of the action.
@@ -83,12 +85,6 @@ class Vocabulary:
             if a.name == name:
                 return i
         raise KeyError(name)
-
-    def kind_of(self, name: str) -> str | None:
-        for kind, members in self.kinds.items():
-            if name in members:
-                return kind
-        return None
 
 
 class Environment(ABC):

@@ -1,6 +1,7 @@
 """The `npi` command line: one typer app; each group of commands lives in its own module.
 
-Commands that need torch import it inside their bodies, so `npi check` stays fast.
+Commands that need torch import it inside their bodies, so `npi check` stays fast. Every
+command reports an `NpiError` it raises in one way (`cli.common.reporting_errors`).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from npi_runtime.cli import dsl, neural, trace
+from npi_runtime.cli.common import reporting_errors
 
 app = typer.Typer(
     name="npi",
@@ -21,6 +23,8 @@ app = typer.Typer(
 dsl.register(app)
 trace.register(app)
 neural.register(app)
+for _command in app.registered_commands:
+    _command.callback = reporting_errors(_command.callback)
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
 """`npi train`, `npi verify`, `npi demo`: the neural commands (torch is imported inside them).
 
-Domain errors (a bad trace file, a corrupt or mismatched checkpoint, a failing reference run)
-are caught here, printed on stderr and end the command with exit 1; usage errors exit 2.
+Their errors (a bad trace file, a corrupt or mismatched checkpoint, a failing reference run)
+are NpiErrors, reported by the app's one handler (cli.common.reporting_errors) with exit 1;
+usage errors exit 2.
 """
 
 from __future__ import annotations
@@ -29,36 +30,12 @@ def _quiet_threads() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-def _domain_errors() -> tuple[type[BaseException], ...]:
-    from npi_dsl.envs.base import EnvError
-    from npi_dsl.interpreter import NpiRuntimeError
-    from npi_dsl.trace import TraceFormatError
-    from npi_runtime.checkpoint import CheckpointError
-    from npi_runtime.data import TraceError
-
-    return (CheckpointError, TraceError, TraceFormatError, NpiRuntimeError, EnvError)
-
-
-def _report_error(e: BaseException) -> None:
-    from npi_dsl.interpreter import NpiRuntimeError
-
-    if isinstance(e, NpiRuntimeError):
-        from rich.markup import escape
-
-        text = e.render()
-        head, _, rest = text.partition("\n")
-        err.print(f"[bold red]{escape(head)}[/]")
-        if rest:
-            err.print(rest, markup=False)
-        raise typer.Exit(1)
-    fail(str(e))
-
-
 # ---------------------------------------------------------------------------- npi train
 
 
 class _TrainDisplay:
-    """A progress bar per epoch (only on a terminal) and one line per validation."""
+    """A progress bar per epoch (only on a terminal) and one line per validation; a context
+    manager that takes the bar away however training ends."""
 
     def __init__(self) -> None:
         self.progress: Any = None
@@ -91,7 +68,10 @@ class _TrainDisplay:
                       f"args {t['args_acc']:.3f}  | val step {v['step_accuracy']:.4f}  "
                       f"exact result/trace {lengths}", markup=False, highlight=False)
 
-    def close(self) -> None:
+    def __enter__(self) -> _TrainDisplay:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         if self.progress is not None:
             self.progress.stop()
 
@@ -141,11 +121,16 @@ def train(
     if (output is None) == (resume is None):
         fail("give either -o RUN_DIR (a new run) or --resume RUN_DIR (an interrupted one)",
              code=2)
+    from npi_dsl.compile import parse_lengths
+
+    # the configuration options: flag -> (the TrainConfig field it sets or None, its value)
+    options = {"--epochs": ("max_epochs", epochs), "--hidden": (None, hidden),
+               "--threads": ("threads", threads),
+               "--val-lengths": ("val_lengths", None if val_lengths is None
+                                 else tuple(parse_lengths(val_lengths))),
+               "--val-count": ("val_count", val_count), "--patience": ("patience", patience)}
     if resume is not None:
-        given = [flag for flag, value in (
-            ("--epochs", epochs), ("--hidden", hidden), ("--threads", threads),
-            ("--val-lengths", val_lengths), ("--val-count", val_count),
-            ("--patience", patience)) if value is not None]
+        given = [flag for flag, (_, value) in options.items() if value is not None]
         if given:
             fail(f"--resume continues with the run's own configuration (its manifest.json); "
                  f"leave out {', '.join(given)}", code=2)
@@ -155,39 +140,24 @@ def train(
     _quiet_threads()
     checked = load_or_exit(file)
     info = task_or_exit(checked, task)
-    from npi_dsl.compile import parse_lengths
     from npi_runtime import api
     from npi_runtime.model import NPIConfig
     from npi_runtime.train import TrainConfig
 
-    tc = TrainConfig(seed=seed)
-    if epochs is not None:
-        tc.max_epochs = epochs
-    if threads is not None:
-        tc.threads = threads
-    if val_lengths is not None:
-        tc.val_lengths = tuple(parse_lengths(val_lengths))
-    if val_count is not None:
-        tc.val_count = val_count
-    if patience is not None:
-        tc.patience = patience
+    tc = TrainConfig(seed=seed, **{name: value for name, value in options.values()
+                                   if name is not None and value is not None})
     mc = NPIConfig() if hidden is None else NPIConfig.sized(hidden)
     run_dir = resume if resume is not None else output
     assert run_dir is not None
-    display = _TrainDisplay()
     t0 = time.perf_counter()
     try:
-        result = api.train(checked, [str(p) for p in traces], run_dir, info.name,
-                           model_config=mc, train_config=tc, resume=resume is not None,
-                           on_event=display)
-    except _domain_errors() as e:
-        display.close()
-        _report_error(e)
+        with _TrainDisplay() as display:
+            result = api.train(checked, [str(p) for p in traces], run_dir, info.name,
+                               model_config=mc, train_config=tc, resume=resume is not None,
+                               on_event=display)
     except KeyboardInterrupt:
-        display.close()
         err.print(f"interrupted; continue with --resume {run_dir}")
         raise typer.Exit(130) from None
-    display.close()
     s = result.summary
     err.print(f"trained task {info.name}: {s['epochs']} epochs, {s['step']} steps, "
               f"{s['seconds']:.1f} s of training ({time.perf_counter() - t0:.1f} s in this "
@@ -276,22 +246,18 @@ def verify(
     from npi_runtime.verify import plot_report
 
     wanted = parse_lengths(lengths)
-    try:
-        import torch
+    import torch
 
-        torch.set_num_threads(1)
-        model = api.load_model(run_dir, checked)
+    torch.set_num_threads(1)
+    model = api.load_model(run_dir, checked)
 
-        def progress(rep: Any) -> None:
-            if not as_json:
-                err.print(f"length {rep.length}: result exact {rep.result_exact:.3f} "
-                          f"({rep.seconds:.1f} s)", markup=False, highlight=False)
+    def progress(rep: Any) -> None:
+        if not as_json:
+            err.print(f"length {rep.length}: result exact {rep.result_exact:.3f} "
+                      f"({rep.seconds:.1f} s)", markup=False, highlight=False)
 
-        report = api.verify(model, checked, wanted, count, seed, info.name,
-                            keep_outputs=outputs is not None, progress=progress,
-                            threads=threads)
-    except _domain_errors() as e:
-        _report_error(e)
+    report = api.verify(model, checked, wanted, count, seed, info.name,
+                        keep_outputs=outputs is not None, progress=progress, threads=threads)
     if outputs is not None:
         from npi_runtime.checkpoint import write_atomic
 
@@ -336,20 +302,15 @@ def demo(
         earlier_run(out_dir, seed)
     except CheckpointError as e:
         fail(str(e), code=2)
-    display = _TrainDisplay()
     try:
-        report = run_demo(out_dir, seed=seed, on_event=display,
-                          say=lambda m: err.print(m, markup=False, highlight=False))
-    except _domain_errors() as e:
-        display.close()
-        _report_error(e)
+        with _TrainDisplay() as display:
+            report = run_demo(out_dir, seed=seed, on_event=display,
+                              say=lambda m: err.print(m, markup=False, highlight=False))
     except KeyboardInterrupt:
-        display.close()
         again = "npi demo" + ("" if out_dir == Path("npi-demo") else f" --out {out_dir}") \
             + ("" if seed == 0 else f" --seed {seed}")
         err.print(f"interrupted; run {again} again to continue", markup=False, highlight=False)
         raise typer.Exit(130) from None
-    display.close()
     _print_verify_table(report, "NPI on addition, trained on 1-20 digits")
     from npi_dsl.bundled import program_path
 

@@ -11,7 +11,15 @@ from typing import Annotated, Any
 
 import typer
 
-from npi_runtime.cli.common import check_lengths, err, fail, load_or_exit, out, task_or_exit
+from npi_runtime.cli.common import (
+    check_lengths,
+    err,
+    fail,
+    load_or_exit,
+    out,
+    print_error,
+    task_or_exit,
+)
 
 _BIG_INT_DIGITS = 4000  # JSON integers longer than this are kept as digit strings
 
@@ -45,17 +53,6 @@ def _read_input(spec: str) -> Any:
             fail(f"cannot read --input file {str(path)!r}: {e}", code=2)
         return _parse_json_input(text, f"file {str(path)!r}")
     return _parse_json_input(spec, "value")
-
-
-def _print_runtime_error(e: Any) -> None:
-    """An NpiRuntimeError on stderr: red headline, source excerpt, hint, call stack."""
-    from rich.markup import escape
-
-    text = e.render()
-    head, _, rest = text.partition("\n")
-    err.print(f"[bold red]{escape(head)}[/]", markup=True)
-    if rest:
-        err.print(rest, markup=False)
 
 
 def _compile_runner(checked: Any, task: str, max_steps: int, max_depth: int,
@@ -138,8 +135,7 @@ def run(
         error = e
     if as_json:
         if error is not None:
-            _print_runtime_error(error)
-            raise typer.Exit(1)
+            raise error
         sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
         return
     if record is None and error is not None:
@@ -159,8 +155,7 @@ def run(
             out.print(Text("final state", style="bold"))
             out.print(Text(env.render(), style="dim"))
     if error is not None:
-        _print_runtime_error(error)
-        raise typer.Exit(1)
+        raise error
     assert record is not None
     result = record["result"]
     n = len(record["steps"])
@@ -320,7 +315,7 @@ def compile_traces(
     except NpiRuntimeError as e:
         if progress is not None:
             progress.stop()
-        _print_runtime_error(e)
+        print_error(e.render())  # with what compile was doing, below
         if current is not None and e.code != "R006":
             s, value = current
             err.print(f"  while running input {_short(value)} (trace seed {s})",

@@ -10,7 +10,8 @@ from lark import Lark, Token, Tree
 
 from npi_dsl import ast
 from npi_dsl.diagnostics import DiagnosticError
-from npi_dsl.parser import KEYWORDS, MAX_NESTING, _ToAst, grammar_text, parse_file, parse_text
+from npi_dsl.parser import KEYWORDS, MAX_NESTING, grammar_text, parse_file, parse_text
+from npi_dsl.transform import ToAst
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
@@ -35,7 +36,7 @@ def test_every_grammar_rule_has_a_transformer_method() -> None:
             continue  # lark's own helper rules for `*` and `?`
         if rule.options.expand1 and not rule.alias and len(rule.expansion) == 1:
             continue  # `?rule: child` is inlined
-        if not callable(getattr(_ToAst, name, None)):
+        if not callable(getattr(ToAst, name, None)):
             missing.add(name)
     assert missing == set()
 

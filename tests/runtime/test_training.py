@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -27,9 +28,8 @@ def test_tiny_model_learns_copy_to_exact_match(trained, copy_file: Path,
 
 def _train(configs, copy_file: Path, traces: list[dict], run_dir: Path, epochs: int, **kw):
     model_config, train_config = configs(epochs=epochs)
-    for k, v in kw.items():
-        setattr(train_config, k, v)
-    train_config.patience = 99  # run every epoch: the comparisons need the same length
+    # patience 99: run every epoch, the comparisons need the same length
+    train_config = replace(train_config, **kw, patience=99)
     return api.train(api.load_program(copy_file), traces, run_dir, model_config=model_config,
                      train_config=train_config)
 

@@ -1,0 +1,118 @@
+"""What the checker produces: `Checked` (a checked program file with its imports, what every
+later stage consumes), the `FileInfo`, `ProgramInfo` and `TaskInfo` it is made of, and the
+`CheckReport` of one check. Re-exported by npi_dsl.checker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import networkx as nx
+
+from npi_dsl import ast
+from npi_dsl.diagnostics import Diagnostic, did_you_mean, has_errors
+from npi_dsl.envs.base import Environment, Vocabulary
+
+MAX_ARGS = 3  # NPI's argument tuple
+Type = Literal["int", "bool"] | None
+
+
+@dataclass
+class FileInfo:
+    """One loaded `.npi` file and what is visible inside it."""
+
+    path: str
+    stem: str
+    module: ast.Module
+    source: str
+    consts: dict[str, int | bool] = field(default_factory=dict)
+    #: bare program name callable from this file -> qualified name (own programs shadow imports)
+    scope: dict[str, str] = field(default_factory=dict)
+    #: bare names offered by two different imports (an error only where used)
+    ambiguous: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    imports: list[str] = field(default_factory=list)  # resolved paths of direct imports
+
+
+@dataclass(frozen=True)
+class ProgramInfo:
+    qualified: str  # FILESTEM.NAME
+    name: str
+    params: tuple[str, ...]
+    node: ast.Program
+    file: FileInfo
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    name: str
+    node: ast.Task
+    file: FileInfo
+    entry: str  # qualified name of the entry program
+    entry_args: tuple[int, ...]  # three integers
+    result: ast.Expr | None  # read from the final state; None: the environment's default
+    expect: str | None  # the environment oracle that says what a correct result is
+    programs: tuple[str, ...]  # qualified names reachable from the entry, canonical order
+
+
+@dataclass
+class Checked:
+    """A checked program file with its imports: what every later stage consumes."""
+
+    root: FileInfo
+    files: dict[str, FileInfo]
+    env_name: str
+    env_config: dict[str, int]
+    vocabulary: Vocabulary
+    env_class: type[Environment]
+    programs: dict[str, ProgramInfo]
+    tasks: dict[str, TaskInfo]
+    graph: nx.DiGraph
+    source_hash: str
+    diagnostics: list[Diagnostic]  # warnings only (errors raise)
+
+    @property
+    def program_order(self) -> tuple[str, ...]:
+        """Every program of the file and its imports, canonical (sorted qualified) order."""
+        return tuple(sorted(self.programs))
+
+    @staticmethod
+    def bare(qualified: str) -> str:
+        return qualified.rsplit(".", 1)[-1]
+
+    def create_env(self) -> Environment:
+        return self.env_class(**self.env_config)
+
+    def task(self, name: str | None) -> TaskInfo:
+        """The named task, or the only one when `name` is None (ValueError otherwise)."""
+        if name is None:
+            if len(self.tasks) == 1:
+                return next(iter(self.tasks.values()))
+            names = ", ".join(sorted(self.tasks)) or "none"
+            raise ValueError(f"{self.root.path} defines several tasks; choose one with "
+                             f"--task ({names})" if self.tasks else
+                             f"{self.root.path} defines no task")
+        if name not in self.tasks:
+            hint = did_you_mean(name, self.tasks)
+            raise ValueError(f"{self.root.path} has no task `{name}`" +
+                             (f"; {hint}" if hint else
+                              f" (tasks: {', '.join(sorted(self.tasks)) or 'none'})"))
+        return self.tasks[name]
+
+    def resolve_call(self, file: FileInfo, name: str) -> tuple[str, str | int]:
+        """("program", qualified) or ("action", action id) for a call made in `file`."""
+        if name in file.scope:
+            return ("program", file.scope[name])
+        return ("action", self.vocabulary.action_id(name))
+
+
+@dataclass
+class CheckReport:
+    path: str
+    diagnostics: list[Diagnostic]
+    sources: dict[str, str]
+    checked: Checked | None
+
+    @property
+    def ok(self) -> bool:
+        return not has_errors(self.diagnostics)
