@@ -4,7 +4,7 @@
 
 Workloads: the paper's addition training set (32 inputs for each length 1..20, 640 traces) and
 one 1000-digit addition. Each implementation samples the same inputs (per-trace seeds, see
-npi_dsl/compile.py), runs addition and writes the same JSON Lines to a file; the benchmark
+npi_dsl/sampling.py), runs addition and writes the same JSON Lines to a file; the benchmark
 checks that the files are byte-identical. Times are in-process, after imports, parsing and
 each implementation's one-time setup, best of --repeat interleaved runs (the machine is
 shared); "generate" includes serialisation, "+write" also writing the file, every
@@ -37,9 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from npi_dsl.checker import load  # noqa: E402
-from npi_dsl.compile import compile_lines, trace_seed  # noqa: E402
 from npi_dsl.envs.scratchpad import ScratchpadEnv  # noqa: E402
 from npi_dsl.interpreter import compile_task  # noqa: E402
+from npi_dsl.sampling import compile_lines, trace_seed  # noqa: E402
 from npi_dsl.trace import TraceWriter, env_header  # noqa: E402
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode

@@ -46,28 +46,25 @@ class Generated:
     generators: set[str]
 
 
+#: a node no program name can be: where `generator_programs` joins every cycle
+_CYCLES = object()
+
+
 def generator_programs(checked: Checked, order: list[str], max_plain_height: int) -> set[str]:
     """Programs that can reach a recursive cycle (or all, when a chain of calls is more than
     `max_plain_height` programs high)."""
-    index = set(order)
-    g = nx.DiGraph()
-    g.add_nodes_from(order)
-    for a, b in checked.graph.edges():
-        if a in index and b in index:
-            g.add_edge(a, b)
+    g = checked.graph.subgraph(order)
     cond = nx.condensation(g)
-    reaches: dict[int, bool] = {}
-    height: dict[int, int] = {}
-    for c in reversed(list(nx.topological_sort(cond))):
-        members = cond.nodes[c]["members"]
-        cyclic = len(members) > 1 or any(g.has_edge(m, m) for m in members)
-        succ = list(cond.successors(c))
-        reaches[c] = cyclic or any(reaches[s] for s in succ)
-        height[c] = 1 + max((height[s] for s in succ), default=0)
-    if max(height.values(), default=0) > max_plain_height:
+    # a chain of calls is as many programs high as the longest path of components
+    if g and nx.dag_longest_path_length(cond) + 1 > max_plain_height:
         return set(order)
-    mapping = cond.graph["mapping"]
-    return {q for q in order if reaches[mapping[q]]}
+    cyclic = {m for c in cond for m in cond.nodes[c]["members"]
+              if len(cond.nodes[c]["members"]) > 1 or g.has_edge(m, m)}
+    # everything with a path into a cycle: the ancestors of one node every cycle leads to
+    h = nx.DiGraph(g)
+    h.add_edges_from((m, _CYCLES) for m in cyclic)
+    reaching = nx.ancestors(h, _CYCLES) if cyclic else set()
+    return {q for q in order if q in reaching}
 
 
 def closing(span: ast.Span) -> ast.Span:

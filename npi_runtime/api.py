@@ -25,12 +25,12 @@ import torch
 
 from npi_dsl.checker import Checked, load
 from npi_dsl.interpreter import TaskRunner, compile_task
-from npi_dsl.trace import env_header
+from npi_dsl.trace import ACT, env_header
 from npi_runtime import checkpoint as ckpt
 from npi_runtime.data import FrameSet, TraceError, build_frameset
 from npi_runtime.encoders import make_encoder
 from npi_runtime.executor import NeuralExecutor, Outcome
-from npi_runtime.model import ACT, NPI, NPIConfig
+from npi_runtime.model import NPI, NPIConfig
 from npi_runtime.train import TrainConfig, Trainer
 from npi_runtime.verify import VerifyReport
 from npi_runtime.verify import verify as _verify
@@ -66,8 +66,9 @@ def compile_traces(checked: Checked, task: str | None = None, *, lengths: Iterab
     contexts it adds, as `npi compile --cover [--pool] [--cover-programs] [--cover-score]`
     does (docs/tasks.md); `cover_programs` takes bare or qualified program names; `engine`
     as for `task_runner`."""
-    from npi_dsl.compile import DEFAULT_POOL, cover_picks, iter_inputs
-    from npi_dsl.compile import cover_programs as resolve
+    from npi_dsl.coverage import DEFAULT_POOL, cover_picks
+    from npi_dsl.coverage import cover_programs as resolve
+    from npi_dsl.sampling import iter_inputs
     from npi_dsl.trace import write_traces
 
     runner = task_runner(checked, task, engine=engine)

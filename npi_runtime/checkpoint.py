@@ -34,8 +34,9 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from npi_dsl.errors import NpiError
+from npi_dsl.trace import ACT
 from npi_runtime.encoders import encoder_from_description
-from npi_runtime.model import ACT, NPI, NPIConfig
+from npi_runtime.model import NPI, NPIConfig
 
 FORMAT = "npi-checkpoint/1"
 MODEL_FILE = "model.safetensors"

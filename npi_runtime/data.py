@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import torch
 
 from npi_dsl.errors import NpiError
+from npi_dsl.trace import ACT
 from npi_runtime.encoders import Encoder
-from npi_runtime.model import ACT
 
 IGNORE = -100
 

@@ -31,7 +31,11 @@ from torch import nn
 
 from npi_dsl.envs.base import ObsSlot
 
-LEAK = 0.1  # the hidden layers' leaky ReLU slope (see npi_runtime.model.LEAK)
+#: negative slope of every hidden layer's activation, the encoders' and the model's. The
+#: paper's MLPs use ReLU; with Adam at a useful learning rate a whole ReLU layer sometimes dies
+#: early in training (every unit negative on every input), after which the LSTM sees a
+#: constant input and training stalls at a loss near 2. A leaky ReLU cannot die.
+LEAK = 0.1
 
 
 class Encoder(nn.Module):

@@ -17,13 +17,9 @@ import torch
 from torch import nn
 
 from npi_dsl.trace import ACT
-from npi_runtime.encoders import Encoder
+from npi_runtime.encoders import LEAK, Encoder
 
-#: negative slope of every hidden layer's activation. The paper's MLPs use ReLU; with Adam at
-#: a useful learning rate a whole ReLU layer sometimes dies early in training (every unit
-#: negative on every input), after which the LSTM sees a constant input and training stalls
-#: at a loss near 2. A leaky ReLU cannot die.
-LEAK = 0.1
+__all__ = ["ACT", "LEAK", "NPI", "NPIConfig", "ProgramMemory", "packed_lstm"]
 
 
 @dataclass

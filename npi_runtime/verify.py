@@ -25,9 +25,10 @@ from typing import Any
 import torch
 
 from npi_dsl.interpreter import TaskRunner
+from npi_dsl.trace import ACT
 from npi_runtime.data import build_frameset
 from npi_runtime.executor import Decision, NeuralExecutor
-from npi_runtime.model import ACT, NPI
+from npi_runtime.model import NPI
 from npi_runtime.objective import npi_loss
 
 #: how many instances the executor runs at once while verifying
@@ -156,7 +157,7 @@ def evaluate_inputs(model: NPI, runner: TaskRunner, length: int,
 
 def sample_inputs(runner: TaskRunner, length: int, count: int, seed: int) -> list[tuple[int, Any]]:
     """`count` inputs of one length, each with its own seed derived from (seed, length, i)."""
-    from npi_dsl.compile import iter_inputs
+    from npi_dsl.sampling import iter_inputs
 
     return list(iter_inputs(runner, [length], count, seed))
 

@@ -101,7 +101,7 @@ def task_or_exit(checked: Checked, task: str | None) -> TaskInfo:
 
 def check_lengths(text: str) -> str:
     """A --length/--lengths callback: a malformed value is a usage error naming the option."""
-    from npi_dsl.compile import parse_lengths
+    from npi_dsl.sampling import parse_lengths
 
     try:
         parse_lengths(text)

@@ -121,7 +121,7 @@ def train(
     if (output is None) == (resume is None):
         fail("give either -o RUN_DIR (a new run) or --resume RUN_DIR (an interrupted one)",
              code=2)
-    from npi_dsl.compile import parse_lengths
+    from npi_dsl.sampling import parse_lengths
 
     # the configuration options: flag -> (the TrainConfig field it sets or None, its value)
     options = {"--epochs": ("max_epochs", epochs), "--hidden": (None, hidden),
@@ -241,7 +241,7 @@ def verify(
     _quiet_threads()
     checked = load_or_exit(file)
     info = task_or_exit(checked, task)
-    from npi_dsl.compile import parse_lengths
+    from npi_dsl.sampling import parse_lengths
     from npi_runtime import api
     from npi_runtime.verify import plot_report
 

@@ -224,17 +224,11 @@ def compile_traces(
 
     Nothing is written then, and an existing output file is left as it was.
     """
-    from npi_dsl.compile import (
-        COVER_SCORES,
-        DEFAULT_POOL,
-        Coverage,
-        TraceStats,
-        cover_picks,
-        iter_inputs,
-        parse_lengths,
-    )
+    from npi_dsl.coverage import COVER_SCORES, DEFAULT_POOL, Coverage, cover_picks
     from npi_dsl.interpreter import NpiRuntimeError
+    from npi_dsl.sampling import iter_inputs, parse_lengths
     from npi_dsl.trace import TraceWriter
+    from npi_dsl.trace_stats import TraceStats
 
     if not cover:
         for given, value in (("--pool", pool), ("--cover-programs", cover_programs),
@@ -342,7 +336,7 @@ def compile_traces(
 def _cover_programs_or_exit(checked: Any, info: Any, names: str | None) -> frozenset[str] | None:
     """--cover-programs: the qualified names it picks among the task's programs (exit 2 on an
     unknown name); None for every program."""
-    from npi_dsl.compile import cover_programs
+    from npi_dsl.coverage import cover_programs
 
     if names is None:
         return None

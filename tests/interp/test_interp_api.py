@@ -8,8 +8,8 @@ import random
 import pytest
 from interp_helpers import checked, replay, runner
 
-from npi_dsl.compile import compile_lines, iter_inputs, parse_lengths, trace_seed
 from npi_dsl.interpreter import compile_task
+from npi_dsl.sampling import compile_lines, iter_inputs, parse_lengths, trace_seed
 from npi_dsl.trace import RECORD_KEYS, STEP_KEYS
 
 

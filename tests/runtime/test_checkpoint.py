@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from npi_dsl.trace import ACT
 from npi_runtime import api
 from npi_runtime import checkpoint as ckpt
-from npi_runtime.model import ACT
 
 
 def test_round_trip(trained) -> None:

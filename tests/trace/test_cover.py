@@ -1,4 +1,4 @@
-"""`npi compile --cover`: coverage-driven inputs (npi_dsl.compile.cover_picks), through the CLI
+"""`npi compile --cover`: coverage-driven inputs (npi_dsl.coverage.cover_picks), through the CLI
 and the API, on the bundled programs."""
 
 from __future__ import annotations
@@ -11,14 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from npi_dsl.checker import load
-from npi_dsl.compile import (
-    Coverage,
-    cover_picks,
-    cover_seed,
-    decision_contexts,
-    trace_seed,
-)
+from npi_dsl.coverage import Coverage, cover_picks, cover_seed, decision_contexts
 from npi_dsl.interpreter import compile_task
+from npi_dsl.sampling import trace_seed
 from npi_dsl.trace import read_traces
 from npi_runtime.cli import app
 
