@@ -13,17 +13,16 @@ at-start / at-end bits of the observation by lookup.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from typing import Any, NoReturn
 
 from npi_dsl.envs.base import (
     JSON,
     ActionSpec,
+    BoundOperations,
     EnvError,
     Environment,
     ObsSlot,
     QuerySpec,
-    RebuiltOnCopy,
     Vocabulary,
     describe_value,
 )
@@ -36,7 +35,7 @@ MOVE = 0
 SWAP = 1
 
 
-class ArrayEnv(RebuiltOnCopy, Environment):
+class ArrayEnv(BoundOperations, Environment):
     """Bubble sort's array: N digits, pointers p1, p2, p3."""
 
     name = "array"
@@ -150,41 +149,6 @@ class ArrayEnv(RebuiltOnCopy, Environment):
             bad = ptr1 if not 0 <= ptr1 <= 2 else ptr2
             raise EnvError(f"SWAP: no pointer {bad} (pointers are 0..2: p1, p2, p3)")
 
-        def act(action_id: int, arg1: int = 0, arg2: int = 0) -> None:
-            # move() inlined: a Python call costs as much as the work
-            if action_id == 0:
-                try:
-                    if arg2 == 1:
-                        nq = q[arg1] + 1
-                        if nq > size[0] + 1 or arg1 < 0:
-                            _move_error(arg1, arg2, nq)
-                    elif arg2 == 0:
-                        nq = q[arg1] - 1
-                        if nq < 0 or arg1 < 0:
-                            _move_error(arg1, arg2, nq)
-                    else:
-                        _move_error(arg1, arg2, 0)
-                except IndexError:  # ptr >= 3
-                    _move_error(arg1, arg2, 0)
-                q[arg1] = nq
-                obs[start_slot[arg1]] = start[nq]
-                obs[end_slot[arg1]] = end[nq]
-                if arg1 < 2:
-                    obs[arg1] = cells[nq]
-            elif action_id == 1:
-                if 0 <= arg1 <= 2 and 0 <= arg2 <= 2:
-                    a = q[arg1]
-                    b = q[arg2]
-                    n = size[0]
-                    if 1 <= a <= n and 1 <= b <= n:
-                        cells[a], cells[b] = cells[b], cells[a]
-                        obs[0] = cells[q[0]]
-                        obs[1] = cells[q[1]]
-                        return
-                swap(arg1, arg2)  # raises the right error
-            else:
-                raise EnvError(f"env array has no action with id {action_id}")
-
         def value(ptr: int) -> int:
             if 0 <= ptr <= 2:
                 return cells[q[ptr]]
@@ -203,15 +167,12 @@ class ArrayEnv(RebuiltOnCopy, Environment):
         def length() -> int:
             return size[0]
 
-        self.observe = observe  # type: ignore[method-assign]
-        self.act = act  # type: ignore[method-assign]
-        self._actions = (move, swap)
-        self._queries: dict[str, Callable[..., int | bool]] = {
+        self.bind_operations(observe, (move, swap), {
             "value": value,
             "at_start": at_start,
             "at_end": at_end,
             "length": length,
-        }
+        })
         self.reset([0])
 
     # ---- inputs and oracles
@@ -259,25 +220,6 @@ class ArrayEnv(RebuiltOnCopy, Environment):
         cells, start, end = self._cells, self._start, self._end
         a, b, c = self._q
         self._obs[:] = [cells[a], cells[b], start[a], end[a], start[b], end[b], start[c], end[c]]
-
-    def observe(self) -> tuple[int, ...]:  # replaced per instance by a closure
-        return self.observe()
-
-    def query_fn(self, name: str) -> Callable[..., int | bool]:
-        try:
-            return self._queries[name]
-        except KeyError:
-            raise EnvError(
-                f"env array has no query {name!r} (it has: value, at_start, at_end, length)"
-            ) from None
-
-    def act(self, action_id: int, arg1: int = 0, arg2: int = 0) -> None:  # replaced per instance
-        self.act(action_id, arg1, arg2)
-
-    def action_fn(self, action_id: int) -> Callable[[int, int], None]:
-        if action_id in (MOVE, SWAP):
-            return self._actions[action_id]
-        raise EnvError(f"env array has no action with id {action_id}")
 
     def result(self) -> JSON:
         """The array as a list of ints."""

@@ -215,6 +215,55 @@ class RebuiltOnCopy:
         return self.__copy__()
 
 
+class BoundOperations(RebuiltOnCopy):
+    """Mixin: an environment whose operations are closures over its state, made per instance.
+
+    `__init__` builds the closures and hands them to `bind_operations`: `observe`, the
+    actions in id order and the queries by name. Instance attributes then shadow `observe`
+    and `act`, so the hot path makes no `self` lookups, and `query_fn`/`action_fn` hand out
+    the closures themselves. Unknown names and ids are EnvErrors naming what there is.
+    """
+
+    name: str
+    _actions: tuple[Callable[[int, int], None], ...]
+    _queries: dict[str, Callable[..., int | bool]]
+
+    def bind_operations(self, observe: Callable[[], tuple[int, ...]],
+                        actions: tuple[Callable[[int, int], None], ...],
+                        queries: dict[str, Callable[..., int | bool]]) -> None:
+        n = len(actions)
+        name = self.name
+
+        def act(action_id: int, arg1: int = 0, arg2: int = 0) -> None:
+            if 0 <= action_id < n:
+                actions[action_id](arg1, arg2)
+            else:
+                raise EnvError(f"env {name} has no action with id {action_id}")
+
+        self.observe = observe  # type: ignore[method-assign]
+        self.act = act  # type: ignore[method-assign]
+        self._actions = actions
+        self._queries = queries
+
+    def observe(self) -> tuple[int, ...]:  # replaced per instance by `bind_operations`
+        return self.observe()
+
+    def act(self, action_id: int, arg1: int = 0, arg2: int = 0) -> None:  # replaced likewise
+        self.act(action_id, arg1, arg2)
+
+    def query_fn(self, name: str) -> Callable[..., int | bool]:
+        try:
+            return self._queries[name]
+        except KeyError:
+            raise EnvError(f"env {self.name} has no query {name!r} (it has: "
+                           f"{', '.join(self._queries)})") from None
+
+    def action_fn(self, action_id: int) -> Callable[[int, int], None]:
+        if 0 <= action_id < len(self._actions):
+            return self._actions[action_id]
+        raise EnvError(f"env {self.name} has no action with id {action_id}")
+
+
 def _rebuild(cls: type[Environment], config: dict[str, int], state: Any) -> Any:
     env = cls(**config)
     env.restore(state)

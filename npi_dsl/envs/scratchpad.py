@@ -19,17 +19,16 @@ lists instead of a call. The hook is the only code outside this class that sees 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from typing import Any, NoReturn
 
 from npi_dsl.envs.base import (
     JSON,
     ActionSpec,
+    BoundOperations,
     EnvError,
     Environment,
     ObsSlot,
     QuerySpec,
-    RebuiltOnCopy,
     Vocabulary,
     describe_value,
 )
@@ -108,7 +107,7 @@ def _sample_number(rng: random.Random, digits: int) -> str:
     return str(rng.randrange(1, 10)) + "".join(rng.choices("0123456789", k=digits - 1))
 
 
-class ScratchpadEnv(RebuiltOnCopy, Environment):
+class ScratchpadEnv(BoundOperations, Environment):
     """Addition on a 4-row scratch pad: rows in1, in2, carry, out."""
 
     name = "scratchpad"
@@ -209,14 +208,6 @@ class ScratchpadEnv(RebuiltOnCopy, Environment):
                 raise EnvError(f"WRITE: no row {row} (rows are 0..3: in1, in2, carry, out)")
             raise EnvError(f"WRITE: value must be a digit 0..9, got {value}")
 
-        def act(action_id: int, arg1: int = 0, arg2: int = 0) -> None:
-            if action_id == 0:
-                move(arg1, arg2)
-            elif action_id == 1:
-                write(arg1, arg2)
-            else:
-                raise EnvError(f"env scratchpad has no action with id {action_id}")
-
         def read(row: int) -> int:
             if 0 <= row <= 3:
                 return cur[row]
@@ -227,11 +218,7 @@ class ScratchpadEnv(RebuiltOnCopy, Environment):
                 return digit_of[cur[row]]
             raise EnvError(f"digit: no row {row} (rows are 0..3: in1, in2, carry, out)")
 
-        # Instance attributes shadow the class's methods: no `self` lookups on the hot path.
-        self.observe = observe  # type: ignore[method-assign]
-        self.act = act  # type: ignore[method-assign]
-        self._actions = (move, write)
-        self._queries: dict[str, Callable[..., int]] = {"read": read, "digit": digit}
+        self.bind_operations(observe, (move, write), {"read": read, "digit": digit})
         self.reset(["0", "0"])
 
     # ---- inputs and oracles
@@ -273,23 +260,6 @@ class ScratchpadEnv(RebuiltOnCopy, Environment):
         self._pos[:] = [width - 1] * 4
         self._ncols[0] = width
         self._cur[:] = [r0[-1], r1[-1], r2[-1], r3[-1]]
-
-    def observe(self) -> tuple[int, ...]:  # replaced per instance by a closure
-        return self.observe()
-
-    def query_fn(self, name: str) -> Callable[..., int | bool]:
-        try:
-            return self._queries[name]
-        except KeyError:
-            raise EnvError(f"env scratchpad has no query {name!r} (it has: read, digit)") from None
-
-    def act(self, action_id: int, arg1: int = 0, arg2: int = 0) -> None:  # replaced per instance
-        self.act(action_id, arg1, arg2)
-
-    def action_fn(self, action_id: int) -> Callable[[int, int], None]:
-        if action_id in (MOVE, WRITE):
-            return self._actions[action_id]
-        raise EnvError(f"env scratchpad has no action with id {action_id}")
 
     def result(self) -> JSON:
         """The out row as a decimal string.
