@@ -15,6 +15,7 @@ here.
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -67,6 +68,15 @@ def _deep_recursion(limit: int = 50_000) -> Iterator[None]:
         sys.setrecursionlimit(old)
 
 
+def _real_path(path: str) -> str:
+    """The resolved path of a file; its absolute path when it cannot be resolved (a loop of
+    symbolic links, reported when the file is read)."""
+    try:
+        return str(Path(path).resolve())
+    except (OSError, RuntimeError):  # RuntimeError: Python < 3.13 on a symlink loop
+        return os.path.abspath(path)
+
+
 # ------------------------------------------------------------------ the checker
 
 
@@ -110,14 +120,18 @@ class _Checker(TaskChecker):
 
     # ---- files, env, imports, declarations
     def _load_file(self, path: str, imported_at: tuple[str, ast.Import] | None) -> FileInfo | None:
-        key = str(Path(path).resolve()) if imported_at else path
-        for info in self.files.values():
-            if imported_at and str(Path(info.path).resolve()) == key:
-                return info
+        # the loaded files by real path and by stem: dicts, so that a chain of n imports
+        # is checked in linear time (a scan of the loaded files per import was quadratic)
+        by_real: dict[str, FileInfo] = self.__dict__.setdefault("_by_real", {})
+        by_stem: dict[str, FileInfo] = self.__dict__.setdefault("_by_stem", {})
+        real = _real_path(path)
+        key = real if imported_at else path
+        if imported_at and real in by_real:
+            return by_real[real]
         if key in self._loading:
             return None  # an import cycle: the file is being loaded further up
         stem = Path(path).stem
-        clash = next((f for f in self.files.values() if f.stem == stem), None)
+        clash = by_stem.get(stem)
         if imported_at is not None and clash is not None:
             src, node = imported_at
             self.error(src, node.span, "E113",
@@ -141,6 +155,8 @@ class _Checker(TaskChecker):
         self.sources[path] = text
         info = FileInfo(path, Path(path).stem, module, text)
         self.files[path] = info
+        by_real.setdefault(real, info)
+        by_stem.setdefault(info.stem, info)
         self._loading.add(key)
         try:
             self._check_env(info, imported_at)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import os
 from pathlib import Path
 
 from lark import Lark, Token
@@ -18,6 +19,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from npi_dsl import ast
 from npi_dsl.ast import Span
 from npi_dsl.diagnostics import Diagnostic, DiagnosticError
+from npi_dsl.inputs import NotRegularFile, describe_oserror, open_regular
 from npi_dsl.transform import ToAst, tok_span
 
 #: Reserved words: none of them may name a program, constant, parameter, local or task.
@@ -80,12 +82,13 @@ def read_source(path: str | Path) -> str:
     try:
         if p.is_dir():
             raise _unreadable(p, "is a directory, not a .npi file", "name a file inside it")
-        size = p.stat().st_size
-        if size <= MAX_FILE_BYTES:
-            # read no more than the limit: special files (/dev/zero, pipes) report size 0
-            with p.open("rb") as f:
+        # a regular file only (a FIFO would block the open, /dev/zero never end), opened
+        # without blocking; never read past the limit
+        with open_regular(p) as f:
+            size = os.fstat(f.fileno()).st_size
+            if size <= MAX_FILE_BYTES:
                 data = f.read(MAX_FILE_BYTES + 1)
-            size = len(data)
+                size = len(data)
         if size > MAX_FILE_BYTES:
             amount = f"{size / 2**20:.1f} MiB" if p.is_file() else \
                 f"more than {MAX_FILE_BYTES // 2**20} MiB"
@@ -96,8 +99,11 @@ def read_source(path: str | Path) -> str:
                 "split it into files that import each other")])
     except FileNotFoundError:
         raise _unreadable(p, "does not exist", "check the path") from None
+    except NotRegularFile as e:
+        raise _unreadable(p, f"{e.strerror}: a program is read from a regular file",
+                          "save it to a file first") from None
     except OSError as e:
-        raise _unreadable(p, f"cannot be read: {e.strerror or e}", None) from None
+        raise _unreadable(p, f"cannot be read: {describe_oserror(e)}", None) from None
     if b"\x00" in data:
         raise _unreadable(p, "is a binary file, not a .npi text file", None)
     try:

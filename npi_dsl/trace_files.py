@@ -20,6 +20,14 @@ import zlib
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
+from npi_dsl.inputs import (
+    MAX_TRACE_LINE_BYTES,
+    InputError,
+    NotRegularFile,
+    describe_oserror,
+    mib,
+    open_regular,
+)
 from npi_dsl.trace_schema import TraceFormatError
 from npi_dsl.trace_validate import Invalid, json_type, validate_fields
 
@@ -185,15 +193,27 @@ def read_traces(path: str | os.PathLike[str], *, validate: bool = True) -> Itera
 
     Each record is validated against `npi-trace/1` unless `validate` is false (JSON errors
     are always reported). Any defect raises TraceFormatError naming the line; blank lines
-    are skipped. "-" reads stdin. A missing file raises FileNotFoundError as usual.
+    are skipped. "-" reads stdin. A missing file raises FileNotFoundError as usual; a path
+    that is not a regular file (a FIFO, a device) or cannot be opened raises InputError, and
+    a line longer than `npi_dsl.inputs.MAX_TRACE_LINE_BYTES` a TraceFormatError.
     """
     name = os.fspath(path)
     shown = "<stdin>" if name == "-" else name
     if name == "-":
+        if sys.stdin is None:
+            raise InputError("cannot read traces from standard input: it is closed")
         raw: IO[bytes] = sys.stdin.buffer
         owned = False
     else:
-        raw = open(name, "rb")  # noqa: SIM115 - closed in the finally below
+        try:
+            raw = open_regular(name)
+        except FileNotFoundError:
+            raise
+        except NotRegularFile as e:
+            raise InputError(f"trace file {name} {e.strerror}: npi reads trace files, "
+                             "not pipes or devices (save the traces to a file)") from None
+        except OSError as e:
+            raise InputError(f"cannot read trace file {name}: {describe_oserror(e)}") from None
         owned = True
     try:
         buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
@@ -201,19 +221,22 @@ def read_traces(path: str | os.PathLike[str], *, validate: bool = True) -> Itera
         if buffered.peek(2)[:2] == _GZIP_MAGIC:
             stream = gzip.GzipFile(fileobj=buffered, mode="rb")
         lineno = 0
-        lines = iter(stream)
         while True:
             lineno += 1
             try:
-                raw_line = next(lines)
-            except StopIteration:
-                break
+                raw_line = stream.readline(MAX_TRACE_LINE_BYTES + 1)
             except (EOFError, OSError, zlib.error) as exc:
                 if stream is buffered:  # a plain file: a real I/O error, not a format error
                     raise
                 raise TraceFormatError(
                     shown, lineno, f"corrupt or truncated gzip data ({exc})"
                 ) from None
+            if not raw_line:
+                break
+            if len(raw_line) > MAX_TRACE_LINE_BYTES:
+                raise TraceFormatError(
+                    shown, lineno, f"line longer than {mib(MAX_TRACE_LINE_BYTES)}, the limit "
+                    "of one trace record (docs/cli.md, Limits)")
             try:
                 text = raw_line.decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -232,6 +255,10 @@ def read_traces(path: str | os.PathLike[str], *, validate: bool = True) -> Itera
                 ) from None
             except ValueError as exc:  # e.g. an integer past Python's conversion limit
                 raise TraceFormatError(shown, lineno, f"invalid JSON: {exc}") from None
+            except RecursionError:
+                raise TraceFormatError(
+                    shown, lineno, "invalid JSON: arrays or objects nested too deeply "
+                    "(a trace record nests 6 levels)") from None
             if validate:
                 try:
                     validate_fields(record)

@@ -52,7 +52,10 @@ dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class TraceFormatError(NpiError, ValueError):
-    """A trace file is not valid `npi-trace/1`. `str()` is `PATH:LINE: message`."""
+    """A trace file is not valid `npi-trace/1`. `str()` is `PATH:LINE: message` (`PATH:
+    message` for line 0, the file as a whole). Exit 2: a corrupt input file."""
+
+    exit_code = 2
 
     def __init__(self, path: str, line: int, message: str) -> None:
         super().__init__(path, line, message)
@@ -61,6 +64,8 @@ class TraceFormatError(NpiError, ValueError):
         self.message = message
 
     def __str__(self) -> str:
+        if not self.line:
+            return f"{self.path}: {self.message}"
         return f"{self.path}:{self.line}: {self.message}"
 
 

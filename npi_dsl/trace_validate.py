@@ -10,6 +10,10 @@ from typing import Any, NoReturn
 
 from npi_dsl.trace_schema import ACT, SCHEMA, STEP_KEYS
 
+#: the longest input length a record may claim (npi_dsl.sampling.MAX_LENGTH, the limit of
+#: --length; not imported from there, which would pull in the engines)
+MAX_LENGTH = 10_000_000
+
 
 class Invalid(Exception):
     """A validation failure of one record (the reader adds path and line)."""
@@ -74,8 +78,10 @@ def validate_fields(rec: Any) -> None:
     _need_type(rec, "source_hash", (str,), "a string", "")
     _need_type(rec, "seed", (int, type(None)), "an integer or null", "")
     length = _need_type(rec, "length", (int,), "an integer", "")
-    if length < 0:
-        raise Invalid(f"field length must be >= 0, got {length}")
+    if not 0 <= length <= MAX_LENGTH:
+        shown = (str(length) if length.bit_length() < 64
+                 else f"an integer of {len(str(abs(length)))} digits")
+        raise Invalid(f"field length must be in [0, {MAX_LENGTH:,}], got {shown}")
     _need(rec, "input", "")
     _need(rec, "result", "")
     steps = _need_type(rec, "steps", (list,), "an array", "")

@@ -16,6 +16,8 @@ reference program failed), `EnvError` (an input the environment refuses).
 
 from __future__ import annotations
 
+import json
+import warnings as _warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -142,17 +144,123 @@ def base_manifest(checked: Checked, model: NPI, task: str, records: Sequence[dic
     }
 
 
-def check_traces(checked: Checked, records: Sequence[dict]) -> None:
-    """Raise TraceError if traces were made for another environment or other programs."""
+#: records re-run through the reference by `check_traces` without `strict` (all with it)
+RERUN_SAMPLE = 8
+
+_VOCAB_FIELDS = ("blank", "arg_range", "actions", "names", "kinds", "observation")
+
+
+def check_traces(checked: Checked, records: Sequence[dict], task: str | None = None, *,
+                 strict: bool = False, rerun: int = RERUN_SAMPLE) -> list[str]:
+    """Check that traces were made by this program file; raise TraceError if they cannot
+    have been, return warnings (a `source_hash` of another version of the file).
+
+    Errors: another environment, configuration or vocabulary (`blank`, `arg_range`,
+    actions, names, kinds, observation slots); programs the file does not define; a
+    `result` that the task's `expect` says is wrong (every record); a record that differs
+    from what the reference computes for its `input` and `seed` (wrong `obs`, steps or
+    result) among `rerun` records spread over the set, or every record when `strict`. With
+    `strict` a foreign `source_hash` is an error too (see docs/cli.md, "Traces and the
+    program file").
+    """
+    from npi_dsl.envs.base import EnvError
+    from npi_dsl.interpreter import NpiRuntimeError
+    from npi_dsl.trace_schema import dumps
+
+    where = str(checked.root.path)
+    ours = json.loads(dumps(env_header(checked.vocabulary)))
     known = set(checked.program_order)
+    seen_envs: set[str] = set()
+    first_foreign: int | None = None
+    n_foreign = 0
     for i, rec in enumerate(records):
-        if rec["env"]["name"] != checked.env_name:
-            raise TraceError(f"trace {i} runs env {rec['env']['name']}, but "
-                             f"{checked.root.path} uses env {checked.env_name}")
+        env = rec["env"]
+        if env["name"] != checked.env_name:
+            raise TraceError(f"trace {i} runs env {env['name']}, but "
+                             f"{where} uses env {checked.env_name}")
+        text = dumps(env)
+        if text not in seen_envs:
+            seen_envs.add(text)
+            _compare_env(i, env, ours, where)
         unknown = [p for p in rec["programs"] if p not in known]
         if unknown:
             raise TraceError(f"trace {i} uses programs {', '.join(unknown)} that "
-                             f"{checked.root.path} does not define")
+                             f"{where} does not define")
+        if rec["source_hash"] != checked.source_hash:
+            n_foreign += 1
+            if first_foreign is None:
+                first_foreign = i
+    warnings: list[str] = []
+    if first_foreign is not None:
+        theirs = records[first_foreign]["source_hash"]
+        message = (f"{n_foreign} of {len(records)} traces (the first: trace {first_foreign}) "
+                   f"have source_hash {_brief(theirs[:19] + '...')}, not "
+                   f"{_brief(checked.source_hash[:19] + '...')} of {where} and its imports: "
+                   "they were compiled from another version of the program; recompile them "
+                   "with npi compile")
+        if strict:
+            raise TraceError(message + " (--strict)")
+        warnings.append(message)
+    if not records:
+        return warnings
+    runner = task_runner(checked, task if task is not None else records[0]["task"])
+    if strict or rerun >= len(records):
+        picks = set(range(len(records)))
+    else:
+        picks = {round(k * (len(records) - 1) / max(rerun - 1, 1)) for k in range(rerun)}
+    for i, rec in enumerate(records):
+        try:
+            value = runner.parse_input(rec["input"])
+        except EnvError as e:
+            raise TraceError(f"trace {i}: its input is not an input of task "
+                             f"{runner.task.name}: {e}") from None
+        if runner.task.expect is not None and not runner.correct(value, rec["result"]):
+            raise TraceError(f"trace {i}: result {_brief(rec['result'])} is wrong for its "
+                             f"input {_brief(rec['input'])} (expect {runner.task.expect} "
+                             f"gives {_brief(runner.expected(value))})")
+        if i not in picks:
+            continue
+        try:
+            again = runner.run(value, rec["seed"])
+        except NpiRuntimeError as e:
+            raise TraceError(f"trace {i}: the reference fails on its input: {e}") from None
+        diff = _first_difference(rec, again)
+        if diff is not None:
+            raise TraceError(f"trace {i} is not what {where} computes for its input: {diff}; "
+                             "recompile the traces with npi compile")
+    return warnings
+
+
+def _compare_env(i: int, env: dict, ours: dict, where: str) -> None:
+    if env.get("config") != ours["config"]:
+        raise TraceError(f"trace {i} was made with env config {_brief(env.get('config'))}, "
+                         f"but {where} configures {_brief(ours['config'])}")
+    theirs = env.get("vocabulary", {})
+    for key in _VOCAB_FIELDS:
+        if theirs.get(key) != ours["vocabulary"][key]:
+            raise TraceError(f"trace {i} has env.vocabulary.{key} {_brief(theirs.get(key))}, "
+                             f"but env {ours['name']} of {where} has "
+                             f"{_brief(ours['vocabulary'][key])}")
+
+
+def _first_difference(rec: dict, again: dict) -> str | None:
+    for key in ("length", "input", "result"):
+        if rec[key] != again[key]:
+            return f"{key} is {_brief(rec[key])}, the reference gives {_brief(again[key])}"
+    steps, ref = rec["steps"], again["steps"]
+    for k, (a, b) in enumerate(zip(steps, ref, strict=False)):
+        if a != b:
+            field = next((f for f in a if a.get(f) != b.get(f)), "?")
+            return (f"steps[{k}].{field} is {_brief(a.get(field))}, the reference gives "
+                    f"{_brief(b.get(field))}")
+    if len(steps) != len(ref):
+        return f"it has {len(steps)} steps, the reference {len(ref)}"
+    return None
+
+
+def _brief(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= limit else f"{text[: limit // 2]}...{text[-limit // 4:]}"
 
 
 @dataclass
@@ -166,11 +274,16 @@ class TrainResult:
 def train(checked: Checked, traces: Sequence[dict] | Sequence[str | Path], run_dir: str | Path,
           task: str | None = None, *, model_config: NPIConfig | None = None,
           train_config: TrainConfig | None = None, resume: bool = False,
-          on_event: Callable[[str, dict], None] | None = None) -> TrainResult:
+          on_event: Callable[[str, dict], None] | None = None,
+          strict: bool = False) -> TrainResult:
     """Train a network on traces (records, or paths of trace files) and write `run_dir`.
 
     With `resume=True`, `run_dir` must hold an earlier run of the same programs: training
     continues from its last checkpoint with its configuration.
+
+    The traces are checked against the program file first (`check_traces`; `strict` re-runs
+    every one and refuses a foreign source_hash); a warning goes to `on_event("warning",
+    {"message": ...})`, or to `warnings.warn` without `on_event`.
     """
     info = checked.task(task)
     files: list[str] = []
@@ -181,7 +294,11 @@ def train(checked: Checked, traces: Sequence[dict] | Sequence[str | Path], run_d
         records = [r for r in traces if r["task"] == info.name]  # type: ignore[index]
     if not records:
         raise TraceError(f"no traces of task {info.name}")
-    check_traces(checked, records)
+    for message in check_traces(checked, records, info.name, strict=strict):
+        if on_event is not None:
+            on_event("warning", {"message": message})
+        else:
+            _warnings.warn(message, stacklevel=2)
     runner = task_runner(checked, info.name)
     run_dir = Path(run_dir)
     added: list[str] = []

@@ -24,7 +24,10 @@ IGNORE = -100
 
 
 class TraceError(NpiError, ValueError):
-    """A trace that does not fit the model (unknown program, environment or argument)."""
+    """A trace that does not fit the model or the program file (unknown program, another
+    environment or vocabulary, a wrong result). Exit 2: bad input."""
+
+    exit_code = 2
 
 
 @dataclass

@@ -28,4 +28,10 @@ for _command in app.registered_commands:
 
 
 def main() -> None:
+    import sys
+
+    from npi_runtime.cli.common import ClosedStdout
+
+    if sys.stdout is None:  # started with stdout closed (>&-)
+        sys.stdout = ClosedStdout()
     app()

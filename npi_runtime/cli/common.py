@@ -8,8 +8,12 @@ traceback: `reporting_errors` wraps every command of the app (npi_runtime/cli.py
 
 from __future__ import annotations
 
+import errno
 import functools
+import io
+import os
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -69,12 +73,71 @@ def reporting_errors(command: F) -> F:
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return command(*args, **kwargs)
+            try:
+                return command(*args, **kwargs)
+            finally:  # what a command printed reaches stdout now, or fails here
+                if sys.stdout is not None:
+                    sys.stdout.flush()
         except NpiError as e:
             print_error(e.render())
             raise typer.Exit(e.exit_code) from None
+        except OSError as e:  # stdout closed or full, a file that cannot be written or read
+            _silence_stdout()
+            print_error(f"error: {os_error_message(e)}")
+            raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def os_error_message(e: OSError) -> str:
+    """An OSError as one line: the file and the reason (stdout when it names no file)."""
+    from npi_dsl.inputs import describe_oserror
+
+    reason = describe_oserror(e)
+    if e.filename is not None:
+        return f"{e.filename}: {reason}"
+    if e.errno in (errno.EPIPE, errno.ENOSPC, errno.EBADF, errno.EIO):
+        return f"cannot write to standard output: {reason}"
+    return reason
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the flush at exit does not fail a second time."""
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(fd, sys.stdout.fileno())
+        finally:
+            os.close(fd)
+    except (OSError, AttributeError, ValueError):
+        pass
+
+
+class ClosedStdout(io.TextIOBase):
+    """`sys.stdout` when the process was started with stdout closed: writing fails with
+    EBADF (reported by `reporting_errors`, exit 2); a command that prints nothing runs."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        raise OSError(errno.EBADF, "standard output is closed")
+
+    def isatty(self) -> bool:
+        return False
+
+
+def check_writable(path: str | os.PathLike[str], option: str) -> None:
+    """Refuse (exit 2) an output file that cannot be written: a directory, a missing or
+    unwritable parent directory. Call it before the work whose result goes there."""
+    p = Path(path)
+    if p.is_dir():
+        fail(f"{option} {p}: is a directory; name the file to write", code=2)
+    parent = p.parent
+    if not parent.is_dir():
+        fail(f"{option} {p}: the directory {str(parent)!r} does not exist", code=2)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        fail(f"{option} {p}: the directory {str(parent)!r} is not writable", code=2)
 
 
 def print_diagnostics(diagnostics: list[Diagnostic], sources: dict[str, str]) -> None:

@@ -1,8 +1,8 @@
 """`npi train`, `npi verify`, `npi demo`: the neural commands (torch is imported inside them).
 
 Their errors (a bad trace file, a corrupt or mismatched checkpoint, a failing reference run)
-are NpiErrors, reported by the app's one handler (cli.common.reporting_errors) with exit 1;
-usage errors exit 2.
+are NpiErrors, reported by the app's one handler (cli.common.reporting_errors) with their
+exit code (docs/cli.md: 2 for bad input, 1 for a failed verification).
 """
 
 from __future__ import annotations
@@ -14,8 +14,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
-from npi_runtime.cli.common import check_lengths, err, fail, load_or_exit, out, task_or_exit
+from npi_runtime.cli.common import (
+    check_lengths,
+    check_writable,
+    err,
+    fail,
+    load_or_exit,
+    out,
+    task_or_exit,
+)
 
 _FILE = Annotated[Path, typer.Argument(help="The .npi program file.", exists=True,
                                        dir_okay=False, show_default=False)]
@@ -49,7 +58,9 @@ class _TrainDisplay:
             self.progress.start()
 
     def __call__(self, kind: str, data: dict) -> None:
-        if kind == "batch" and self.progress is not None:
+        if kind == "warning":
+            err.print(f"[bold yellow]warning[/]: {escape(data['message'])}")
+        elif kind == "batch" and self.progress is not None:
             desc = f"epoch {data['epoch'] + 1}"
             info = f"loss {data['loss']:.4f}  lr {data['lr']:.2g}"
             if self.bar is None:
@@ -111,6 +122,10 @@ def train(
     patience: Annotated[int | None, typer.Option(
         "--patience", min=1, help="Stop after validation is perfect this many times in a "
         "row (default 3).", show_default=False)] = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Re-run every trace through the reference and refuse traces "
+        "compiled from another version of the program (a foreign source_hash); without it "
+        "8 traces are re-run and a foreign source_hash is a warning.")] = False,
 ) -> None:
     """Train an NPI on traces of a task (teacher-forced, batched frames, resumable).
 
@@ -154,7 +169,7 @@ def train(
         with _TrainDisplay() as display:
             result = api.train(checked, [str(p) for p in traces], run_dir, info.name,
                                model_config=mc, train_config=tc, resume=resume is not None,
-                               on_event=display)
+                               on_event=display, strict=strict)
     except KeyboardInterrupt:
         err.print(f"interrupted; continue with --resume {run_dir}")
         raise typer.Exit(130) from None
@@ -238,6 +253,9 @@ def verify(
     failing input, the first step where the network departs from the reference.
     Exit 0 when every length reaches --require on result_exact, else 1.
     """
+    for path, option in ((outputs, "--outputs"), (plot, "--plot")):
+        if path is not None:  # before the work, not after it
+            check_writable(path, option)
     _quiet_threads()
     checked = load_or_exit(file)
     info = task_or_exit(checked, task)

@@ -13,6 +13,7 @@ import typer
 
 from npi_runtime.cli.common import (
     check_lengths,
+    check_writable,
     err,
     fail,
     load_or_exit,
@@ -33,6 +34,9 @@ def _parse_json_input(text: str, where: str) -> Any:
 
     try:
         return json.loads(text, parse_int=parse_int)
+    except RecursionError:
+        fail(f"--input {where} is not valid JSON: arrays or objects nested too deeply",
+             code=2)
     except ValueError as e:
         shown = text.strip()
         if len(shown) > 60:
@@ -42,17 +46,50 @@ def _parse_json_input(text: str, where: str) -> Any:
 
 
 def _read_input(spec: str) -> Any:
-    """`--input`: JSON text, `@PATH` (a file holding the JSON) or `-` (standard input)."""
+    """`--input`: JSON text, `@PATH` (a regular file holding the JSON) or `-` (standard
+    input); a file or stdin is read up to `MAX_INPUT_BYTES` (64 MiB), never further."""
+    from npi_dsl.inputs import (
+        MAX_INPUT_BYTES,
+        NotRegularFile,
+        describe_oserror,
+        mib,
+        open_regular,
+        read_limited,
+    )
+
     if spec == "-":
-        return _parse_json_input(sys.stdin.read(), "from standard input")
-    if spec.startswith("@"):
-        path = Path(spec[1:])
+        if sys.stdin is None:
+            fail("--input -: standard input is closed; give the input as JSON or @FILE",
+                 code=2)
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            fail(f"cannot read --input file {str(path)!r}: {e}", code=2)
-        return _parse_json_input(text, f"file {str(path)!r}")
-    return _parse_json_input(spec, "value")
+            data = read_limited(sys.stdin.buffer, MAX_INPUT_BYTES)
+        except (OSError, ValueError) as e:
+            fail(f"--input -: cannot read standard input: {e}", code=2)
+        where = "from standard input"
+        if data is None:
+            fail(f"--input -: standard input holds more than {mib(MAX_INPUT_BYTES)}, the "
+                 "limit of an input (docs/cli.md, Limits)", code=2)
+    elif spec.startswith("@"):
+        path = spec[1:]
+        where = f"file {path!r}"
+        try:
+            with open_regular(path) as f:
+                data = read_limited(f, MAX_INPUT_BYTES)
+        except NotRegularFile as e:
+            fail(f"cannot read --input file {path!r}: it {e.strerror}; save the input to a "
+                 "file first", code=2)
+        except OSError as e:
+            fail(f"cannot read --input file {path!r}: {describe_oserror(e)}", code=2)
+        if data is None:
+            fail(f"--input file {path!r} is larger than {mib(MAX_INPUT_BYTES)}, the limit "
+                 "of an input (docs/cli.md, Limits)", code=2)
+    else:
+        return _parse_json_input(spec, "value")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        fail(f"--input {where} is not UTF-8 text ({e})", code=2)
+    return _parse_json_input(text, where)
 
 
 def _compile_runner(checked: Any, task: str, max_steps: int, max_depth: int,
@@ -240,11 +277,7 @@ def compile_traces(
              code=2)
     lengths = parse_lengths(length)
     if output != "-":
-        target = Path(output)
-        if target.is_dir():
-            fail(f"-o {output}: is a directory; name the file to write", code=2)
-        if not target.parent.is_dir():
-            fail(f"-o {output}: the directory {str(target.parent)!r} does not exist", code=2)
+        check_writable(output, "-o")
     checked = load_or_exit(file)
     info = task_or_exit(checked, task)
     focus = _cover_programs_or_exit(checked, info, cover_programs) if cover else None
@@ -266,7 +299,7 @@ def compile_traces(
     try:
         writer = TraceWriter(output)
     except OSError as e:
-        fail(f"cannot write {output!r}: {e}")
+        fail(f"cannot write {output!r}: {e}", code=2)
     try:
         with writer:
             n_pool = DEFAULT_POOL if pool is None else pool
@@ -319,7 +352,7 @@ def compile_traces(
     except OSError as e:
         if progress is not None:
             progress.stop()
-        fail(f"cannot write {output!r}: {e}")
+        fail(f"cannot write {output!r}: {e}", code=2)
     finally:
         if progress is not None:
             progress.stop()

@@ -49,7 +49,11 @@ def npi(*args: str):
 def test_every_error_class_is_an_npi_error() -> None:
     for cls in (DiagnosticError, NpiRuntimeError, EnvError, TraceFormatError, TraceError,
                 CheckpointError):
-        assert issubclass(cls, NpiError) and cls.exit_code == 1
+        assert issubclass(cls, NpiError)
+    for cls in (DiagnosticError, NpiRuntimeError, EnvError, CheckpointError):
+        assert cls.exit_code == 1
+    for cls in (TraceFormatError, TraceError):  # a corrupt or mismatched input file
+        assert cls.exit_code == 2
     assert issubclass(TraceFormatError, ValueError) and issubclass(TraceError, ValueError)
     assert TraceFormatError("t.jsonl", 3, "bad").render() == "error: t.jsonl:3: bad"
     assert CheckpointError("gone").render() == "error: gone"
@@ -132,7 +136,7 @@ def test_bad_trace_file(tmp_path: Path, content: bytes, message: str) -> None:
     traces = tmp_path / "t.jsonl"
     traces.write_bytes(content)
     r = npi("train", ADDITION, str(traces), "-o", str(tmp_path / "run"), "--epochs", "1")
-    assert (r.exit_code, r.stdout, r.stderr) == (1, "", f"error: {traces}:{message}\n")
+    assert (r.exit_code, r.stdout, r.stderr) == (2, "", f"error: {traces}:{message}\n")
 
 
 def test_traces_of_another_task(tmp_path: Path) -> None:
@@ -140,7 +144,7 @@ def test_traces_of_another_task(tmp_path: Path) -> None:
     r = npi("compile", str(program_path("sorting")), "-l", "2", "-o", str(traces))
     assert r.exit_code == 0, r.output
     r = npi("train", ADDITION, str(traces), "-o", str(tmp_path / "run"), "--epochs", "1")
-    assert (r.exit_code, r.stderr) == (1, "error: no traces of task add\n")
+    assert (r.exit_code, r.stderr) == (2, "error: no traces of task add\n")
 
 
 def test_corrupt_run_directory(tmp_path: Path) -> None:

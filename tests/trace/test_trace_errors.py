@@ -108,7 +108,7 @@ CASES = [
     (_set(["seed"], "7"), "field seed must be an integer or null, got a string"),
     (_set(["seed"], True), "field seed must be an integer or null, got a boolean"),
     (_set(["length"], 2.0), "field length must be an integer, got a number"),
-    (_set(["length"], -1), "field length must be >= 0"),
+    (_set(["length"], -1), "field length must be in [0, 10,000,000]"),
     (_set(["programs"], "addition.ADD"), "field programs must be an array of strings"),
     (_set(["programs", 0], "ADD"), "programs[0] must be a qualified name FILESTEM.NAME"),
     (_set(["programs", 0], "addition.ACT"), "ACT is implicit and never listed"),
