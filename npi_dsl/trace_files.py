@@ -218,7 +218,14 @@ def read_traces(path: str | os.PathLike[str], *, validate: bool = True) -> Itera
     try:
         buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
         stream: IO[bytes] = buffered
-        if buffered.peek(2)[:2] == _GZIP_MAGIC:
+        try:
+            magic = buffered.peek(2)[:2]
+        except OSError as e:
+            if owned:
+                raise
+            raise InputError(f"cannot read traces from standard input: "
+                             f"{describe_oserror(e)}") from None
+        if magic == _GZIP_MAGIC:
             stream = gzip.GzipFile(fileobj=buffered, mode="rb")
         lineno = 0
         while True:

@@ -150,8 +150,21 @@ def load_or_exit(path: Path) -> Checked:
     errors."""
     report = check_file(path)
     if not report.ok or report.checked is None:
-        raise DiagnosticError(report.diagnostics, report.sources)
+        error = DiagnosticError(report.diagnostics, report.sources)
+        if unreadable(report.diagnostics, path):
+            error.exit_code = 2
+        raise error
     return report.checked
+
+
+#: the diagnostics of a file that could not be read at all (missing, not a regular file,
+#: not UTF-8, too large): bad input, exit 2, where a program with errors exits 1
+UNREADABLE = frozenset({"E005", "E006"})
+
+
+def unreadable(diagnostics: list[Diagnostic], path: Path | str) -> bool:
+    """Whether the file `path` itself (not one it imports) could not be read."""
+    return any(d.code in UNREADABLE and Path(d.path) == Path(path) for d in diagnostics)
 
 
 def task_or_exit(checked: Checked, task: str | None) -> TaskInfo:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.tree import Tree
 
-from npi_runtime.cli.common import err, load_or_exit, out, print_diagnostics
+from npi_runtime.cli.common import err, load_or_exit, out, print_diagnostics, unreadable
 
 
 class GraphFormat(str, Enum):
@@ -29,7 +29,7 @@ def check(
     """Check .npi files: syntax, names, arity, argument ranges, types, tasks, reachability.
 
     Exit 0 when no file has an error, 1 when any has (warnings too with --strict), 2 on
-    usage errors.
+    usage errors or a file that cannot be read (missing, a FIFO, too large, not UTF-8).
     """
     from dataclasses import replace
 
@@ -37,9 +37,11 @@ def check(
 
     all_diags = []
     failed = 0
+    bad_input = False
     for path in files:
         report = check_file(path)
         diags = report.diagnostics
+        bad_input = bad_input or unreadable(diags, path)
         if strict:
             diags = [replace(d, severity="error") for d in diags]
         all_diags += diags
@@ -56,6 +58,8 @@ def check(
         status = "[bold red]failed[/]" if failed else "[bold green]ok[/]"
         err.print(f"{status}: checked {len(files)} {files_word}: {n_err} error"
                   f"{'s' * (n_err != 1)}, {n_warn} warning{'s' * (n_warn != 1)}")
+    if bad_input:
+        raise typer.Exit(2)
     if failed:
         raise typer.Exit(1)
 
