@@ -5,7 +5,8 @@
     ├── npi_dsl.interpreter.NpiRuntimeError   a reference run failed (R001-R006)
     ├── npi_dsl.envs.base.EnvError            an environment refused an action or an input
     ├── npi_dsl.trace.TraceFormatError        a file that is not valid npi-trace/1 (a ValueError)
-    ├── npi_runtime.data.TraceError           traces that do not fit the model (a ValueError)
+    ├── npi_dsl.inputs.InputError             a file or stream that cannot be read (a FIFO...)
+    ├── npi_runtime.data.TraceError           traces that do not fit the model or the program
     └── npi_runtime.checkpoint.CheckpointError  a missing, corrupt or mismatched run directory
 
 From Python, `except NpiError` catches every one of them; `err.render()` is the whole message
@@ -22,7 +23,8 @@ class NpiError(Exception):
     diagnostic's `PATH:LINE:COL: error[CODE]: message`, or `error: message` for the errors
     that have no source location; the lines under a headline that explain it (a source
     excerpt with a caret, a hint, a call stack) are indented. `exit_code` is the status the
-    `npi` command exits with after printing it: 1, the thing examined is wrong.
+    `npi` command exits with after printing it: 1, the thing examined is wrong; 2 (the
+    trace and input errors), bad input (docs/cli.md, "Exit codes").
     """
 
     exit_code: int = 1

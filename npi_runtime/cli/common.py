@@ -157,14 +157,18 @@ def load_or_exit(path: Path) -> Checked:
     return report.checked
 
 
-#: the diagnostics of a file that could not be read at all (missing, not a regular file,
-#: not UTF-8, too large): bad input, exit 2, where a program with errors exits 1
-UNREADABLE = frozenset({"E005", "E006"})
+#: what E005 says of a file that could not be read at all (npi_dsl.parser.read_source):
+#: missing, a directory, a FIFO or device, an OS error. With E006 (past the size limit) it is
+#: bad input, exit 2; a file that was read but is binary or not UTF-8 has errors (exit 1).
+_CANNOT_READ = ("does not exist", "is a directory", "not a regular file", "cannot be read")
 
 
 def unreadable(diagnostics: list[Diagnostic], path: Path | str) -> bool:
     """Whether the file `path` itself (not one it imports) could not be read."""
-    return any(d.code in UNREADABLE and Path(d.path) == Path(path) for d in diagnostics)
+    return any(Path(d.path) == Path(path) and (
+        d.code == "E006" and d.span.line == 1 and "too large" in d.message
+        or d.code == "E005" and any(s in d.message for s in _CANNOT_READ))
+        for d in diagnostics)
 
 
 def task_or_exit(checked: Checked, task: str | None) -> TaskInfo:

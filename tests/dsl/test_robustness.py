@@ -79,12 +79,13 @@ def test_ten_megabyte_file_is_refused_quickly(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
 def test_endless_special_file_is_read_only_up_to_the_limit() -> None:
-    """/dev/zero reports size 0 and never ends: reading must stop at the limit."""
+    """/dev/zero reports size 0 and never ends: it is refused as a device, unread."""
     start = time.perf_counter()
     with pytest.raises(DiagnosticError) as e:
         read_source("/dev/zero")
     assert time.perf_counter() - start < 5.0
-    assert e.value.diagnostics[0].code == "E006"
+    assert e.value.diagnostics[0].code == "E005"
+    assert "is a device, not a regular file" in e.value.diagnostics[0].message
 
 
 def test_a_file_just_under_the_limit_is_read(tmp_path: Path) -> None:

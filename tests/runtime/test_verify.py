@@ -94,7 +94,7 @@ def test_cli_errors_are_messages_not_tracebacks(trained, copy_file: Path, progra
     traces = tmp_path / "t.jsonl"
     traces.write_text("not json\n")
     res = runner.invoke(app, ["train", str(copy_file), str(traces), "-o", str(tmp_path / "r")])
-    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert res.exit_code == 2 and "Traceback" not in res.output  # a corrupt trace file
     res = runner.invoke(app, ["train", str(copy_file), str(traces)])
     assert res.exit_code == 2  # neither -o nor --resume
 
