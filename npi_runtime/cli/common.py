@@ -127,6 +127,24 @@ class ClosedStdout(io.TextIOBase):
         return False
 
 
+def existing_files(value: Any) -> Any:
+    """A callback of file arguments (a Path or a list of them): a usage error (exit 2) for a
+    path that cannot be stat'ed, saying why (missing, a loop of symbolic links...); click's
+    own `exists=True` calls a symlink loop a missing file."""
+    from npi_dsl.inputs import describe_oserror
+
+    for p in value if isinstance(value, list) else [value]:
+        if p is None:
+            continue
+        try:
+            os.stat(p)
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                raise typer.BadParameter(f"file {str(p)!r} does not exist.") from None
+            raise typer.BadParameter(f"{str(p)!r}: {describe_oserror(e)}") from None
+    return value
+
+
 def check_writable(path: str | os.PathLike[str], option: str) -> None:
     """Refuse (exit 2) an output file that cannot be written: a directory, a missing or
     unwritable parent directory. Call it before the work whose result goes there."""

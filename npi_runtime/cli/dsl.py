@@ -10,7 +10,14 @@ from typing import Annotated
 import typer
 from rich.tree import Tree
 
-from npi_runtime.cli.common import err, load_or_exit, out, print_diagnostics, unreadable
+from npi_runtime.cli.common import (
+    err,
+    existing_files,
+    load_or_exit,
+    out,
+    print_diagnostics,
+    unreadable,
+)
 
 
 class GraphFormat(str, Enum):
@@ -21,7 +28,8 @@ class GraphFormat(str, Enum):
 
 def check(
     files: Annotated[list[Path], typer.Argument(
-        help="The .npi files to check.", exists=True, dir_okay=False, show_default=False)],
+        help="The .npi files to check.", callback=existing_files, dir_okay=False,
+        show_default=False)],
     strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print every diagnostic as one JSON list on stdout.")] = False,
@@ -66,7 +74,8 @@ def check(
 
 def graph(
     file: Annotated[Path, typer.Argument(
-        help="A .npi file.", exists=True, dir_okay=False, show_default=False)],
+        help="A .npi file.", callback=existing_files, dir_okay=False,
+        show_default=False)],
     fmt: Annotated[GraphFormat, typer.Option(
         "--format", "-f", help="tree: the hierarchy from each task's entry; dot: Graphviz; "
         "json: networkx node-link data.")] = GraphFormat.tree,

@@ -15,6 +15,7 @@ from npi_runtime.cli.common import (
     check_lengths,
     check_writable,
     err,
+    existing_files,
     fail,
     load_or_exit,
     out,
@@ -109,7 +110,8 @@ def _check_engine(name: str) -> str:
     return name
 
 
-_FILE = Annotated[Path, typer.Argument(help="A .npi file.", exists=True, dir_okay=False,
+_FILE = Annotated[Path, typer.Argument(help="A .npi file.", callback=existing_files,
+                                       dir_okay=False,
                                        show_default=False)]
 _TASK = Annotated[str | None, typer.Option(
     "--task", "-t", help="The task to run; may be left out when the file defines one task.",

@@ -260,3 +260,14 @@ def test_no_hang_reading_traces_from_closed_stdin() -> None:
     r = subprocess.run([os.sys.executable, "-c", code], capture_output=True, text=True,
                        timeout=60)
     assert r.stdout.strip() == "2", r.stderr
+
+
+def test_symlink_loop_named_on_the_command_line(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "a.npi").symlink_to("b.npi")
+    (tmp_path / "b.npi").symlink_to("a.npi")
+    monkeypatch.chdir(tmp_path)  # a short path: the usage error's box does not wrap it
+    for args in (["check", "a.npi"], ["run", "a.npi", "-i", "1"]):
+        r = npi(*args)
+        assert r.exit_code == 2 and "'a.npi': a loop of symbolic links" in r.output, r.output
+        no_traceback(r)
