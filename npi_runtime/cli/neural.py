@@ -1,8 +1,9 @@
 """`npi train`, `npi verify`, `npi demo`: the neural commands (torch is imported inside them).
 
 Their errors (a bad trace file, a corrupt or mismatched checkpoint, a failing reference run)
-are NpiErrors, reported by the app's one handler (cli.common.reporting_errors) with exit 1;
-usage errors exit 2.
+are NpiErrors, reported by the app's one handler (cli.common.reporting_errors) with the
+error's exit code: 2 for a missing, corrupt or mismatched run directory (CheckpointError) and
+usage errors; `npi verify` exits 1 when the network fails the check.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from npi_runtime.cli.common import check_lengths, err, fail, load_or_exit, out, task_or_exit
 
@@ -22,6 +24,13 @@ _FILE = Annotated[Path, typer.Argument(help="The .npi program file.", exists=Tru
 _TASK = Annotated[str | None, typer.Option(
     "--task", "-t", help="The task; may be left out when the file defines one task.",
     show_default=False)]
+_STRICT = Annotated[bool, typer.Option(
+    "--strict", help="Refuse (exit 2) a run directory trained on another version of the "
+    "program file (its source hash differs); without it that is a warning.")]
+
+
+def _warning(message: str) -> None:
+    err.print(f"[bold yellow]warning[/]: {escape(message)}")
 
 
 
@@ -111,6 +120,7 @@ def train(
     patience: Annotated[int | None, typer.Option(
         "--patience", min=1, help="Stop after validation is perfect this many times in a "
         "row (default 3).", show_default=False)] = None,
+    strict: _STRICT = False,
 ) -> None:
     """Train an NPI on traces of a task (teacher-forced, batched frames, resumable).
 
@@ -134,10 +144,12 @@ def train(
         if given:
             fail(f"--resume continues with the run's own configuration (its manifest.json); "
                  f"leave out {', '.join(given)}", code=2)
-    if output is not None and (output / "manifest.json").exists():
+    _quiet_threads()
+    from npi_runtime.checkpoint import holds_run
+
+    if output is not None and holds_run(output):
         fail(f"{output} already holds a run; continue it with --resume {output}, or choose "
              "another directory", code=2)
-    _quiet_threads()
     checked = load_or_exit(file)
     info = task_or_exit(checked, task)
     from npi_runtime import api
@@ -154,7 +166,7 @@ def train(
         with _TrainDisplay() as display:
             result = api.train(checked, [str(p) for p in traces], run_dir, info.name,
                                model_config=mc, train_config=tc, resume=resume is not None,
-                               on_event=display)
+                               on_event=display, strict=strict, warn=_warning)
     except KeyboardInterrupt:
         err.print(f"interrupted; continue with --resume {run_dir}")
         raise typer.Exit(130) from None
@@ -231,12 +243,14 @@ def verify(
     threads: Annotated[int, typer.Option(
         "--threads", min=1, help="Cores for the network's big batches (1: fastest when "
         "another job is running; 2 about 1.5x faster on an idle 2-core machine).")] = 1,
+    strict: _STRICT = False,
 ) -> None:
     """Run the network in closed loop beside the reference program and compare.
 
     Per length: result_exact, trace_exact, step_accuracy (teacher-forced) and, for each
     failing input, the first step where the network departs from the reference.
-    Exit 0 when every length reaches --require on result_exact, else 1.
+    Exit 0 when every length reaches --require on result_exact, else 1; 2 for a missing,
+    corrupt or mismatched run directory. --outputs and --plot are written atomically.
     """
     _quiet_threads()
     checked = load_or_exit(file)
@@ -249,7 +263,7 @@ def verify(
     import torch
 
     torch.set_num_threads(1)
-    model = api.load_model(run_dir, checked)
+    model = api.load_model(run_dir, checked, strict=strict, warn=_warning)
 
     def progress(rep: Any) -> None:
         if not as_json:
@@ -258,13 +272,17 @@ def verify(
 
     report = api.verify(model, checked, wanted, count, seed, info.name,
                         keep_outputs=outputs is not None, progress=progress, threads=threads)
-    if outputs is not None:
-        from npi_runtime.checkpoint import write_atomic
+    from npi_runtime.checkpoint import write_atomic
 
-        lines = [json.dumps(o) for r in report.lengths for o in r.outputs]
-        write_atomic(outputs, ("\n".join(lines) + "\n").encode())
-    if plot is not None:
-        plot_report(report, plot)
+    for path, write in (
+            (outputs, lambda p: write_atomic(p, "".join(
+                json.dumps(o) + "\n" for r in report.lengths for o in r.outputs).encode())),
+            (plot, lambda p: plot_report(report, p))):
+        if path is not None:
+            try:
+                write(path)
+            except OSError as e:
+                fail(f"cannot write {path}: {e.strerror or e}", code=2)
     if as_json:
         print(json.dumps(report.to_json()))
     else:

@@ -47,9 +47,10 @@ def npi(*args: str):
 
 
 def test_every_error_class_is_an_npi_error() -> None:
-    for cls in (DiagnosticError, NpiRuntimeError, EnvError, TraceFormatError, TraceError,
-                CheckpointError):
+    for cls in (DiagnosticError, NpiRuntimeError, EnvError, TraceFormatError, TraceError):
         assert issubclass(cls, NpiError) and cls.exit_code == 1
+    # a missing, corrupt or mismatched run directory is bad input: exit 2
+    assert issubclass(CheckpointError, NpiError) and CheckpointError.exit_code == 2
     assert issubclass(TraceFormatError, ValueError) and issubclass(TraceError, ValueError)
     assert TraceFormatError("t.jsonl", 3, "bad").render() == "error: t.jsonl:3: bad"
     assert CheckpointError("gone").render() == "error: gone"
@@ -147,15 +148,15 @@ def test_corrupt_run_directory(tmp_path: Path) -> None:
     run = tmp_path / "[x]run"  # markup-looking names are printed as they are
     run.mkdir()
     r = npi("verify", str(run), ADDITION, "-l", "2", "-n", "1")
-    assert (r.exit_code, r.stderr) == (1, f"error: {run}/manifest.json is missing\n")
+    assert (r.exit_code, r.stderr) == (2, f"error: {run}/manifest.json is missing\n")
     (run / "manifest.json").write_text("{")
     r = npi("verify", str(run), ADDITION, "-l", "2", "-n", "1")
-    assert r.exit_code == 1
+    assert r.exit_code == 2
     assert r.stderr == (f"error: {run}/manifest.json is corrupt (not valid JSON: Expecting "
                         "property name enclosed in double quotes: line 1 column 2 (char 1))\n")
     (run / "manifest.json").write_text(json.dumps({"format": "npi-checkpoint/1"}))
     r = npi("verify", str(run), ADDITION, "-l", "2", "-n", "1")
-    assert (r.exit_code, r.stderr) == (1, f"error: {run}/manifest.json is corrupt: no "
+    assert (r.exit_code, r.stderr) == (2, f"error: {run}/manifest.json is corrupt: no "
                                           "'programs'\n")
 
 
