@@ -609,6 +609,7 @@ def load_resume(run_dir: Path) -> ResumeState:
             raise _bad(src / MANIFEST_FILE, f"it records no SHA-256 of {name}")
     blobs = {n: _checked_bytes(src, n, hashes[n])
              for n in (MODEL_FILE, OPTIM_FILE, EXTRA_FILE, STATE_FILE)}
+    _checked_bytes(src, MODEL_FILE, manifest["weights"]["sha256"])
     state = _parse_json(blobs[STATE_FILE], src / STATE_FILE)
     if not isinstance(state, dict):
         raise _bad(src / STATE_FILE, "not an object")

@@ -311,7 +311,9 @@ class Trainer:
             self.history = list(s.get("history", []))
             if not all(isinstance(h, dict) and "val" in h for h in self.history):
                 raise TypeError("history is not a list of metrics records")
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        except KeyError as e:
+            raise ckpt.CheckpointError(f"the resume state is corrupt: no field {e}") from None
+        except (TypeError, ValueError, AttributeError, IndexError) as e:
             raise ckpt.CheckpointError(f"the resume state is corrupt: {e}") from None
         order = resume.extra.get("order")
         if order is not None and (order.dtype != torch.int64 or order.dim() != 1 or (

@@ -124,7 +124,9 @@ def train(
 ) -> None:
     """Train an NPI on traces of a task (teacher-forced, batched frames, resumable).
 
-    Writes RUN_DIR/model.safetensors, manifest.json, metrics.jsonl and resume/. Stops once
+    Writes RUN_DIR/model.safetensors, manifest.json, metrics.jsonl and checkpoints/, each
+    checkpoint committed as one (docs/training.md); a second writer of RUN_DIR is refused.
+    Exit 2 for a missing, corrupt or mismatched run directory. Stops once
     closed-loop validation on longer inputs is perfect --patience times in a row (3), or
     after --epochs.
     """
@@ -174,7 +176,8 @@ def train(
     err.print(f"trained task {info.name}: {s['epochs']} epochs, {s['step']} steps, "
               f"{s['seconds']:.1f} s of training ({time.perf_counter() - t0:.1f} s in this "
               f"session); {s['stopped']}", markup=False, highlight=False)
-    err.print(f"wrote {run_dir}/ (model.safetensors, manifest.json, metrics.jsonl, resume/)",
+    err.print(f"wrote {run_dir}/ (model.safetensors, manifest.json, metrics.jsonl, "
+              "checkpoints/)",
               markup=False, highlight=False)
 
 
