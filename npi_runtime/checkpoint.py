@@ -482,7 +482,28 @@ def _checked_bytes(src: Path, name: str, want: str | None) -> bytes:
 
 
 def load_model(run_dir: Path) -> tuple[NPI, dict]:
-    """The trained model of a run directory and its manifest (weights checked by hash)."""
+    """The trained model of a run directory and its manifest (weights checked by hash).
+
+    Read while training commits a newer checkpoint (and removes the one being read), it
+    reads the newer one."""
+    for _ in range(3):
+        before = _current_name(run_dir)
+        try:
+            return _load_model(run_dir)
+        except CheckpointError:
+            if before is None or _current_name(run_dir) == before:
+                raise
+    return _load_model(run_dir)
+
+
+def _current_name(run_dir: Path) -> str | None:
+    try:
+        return os.readlink(Path(run_dir) / CHECKPOINTS_DIR / CURRENT)
+    except OSError:
+        return None
+
+
+def _load_model(run_dir: Path) -> tuple[NPI, dict]:
     src = _source(run_dir)
     manifest = read_manifest(run_dir)
     data = _checked_bytes(src, MODEL_FILE, manifest["weights"]["sha256"])

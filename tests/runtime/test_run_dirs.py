@@ -165,15 +165,16 @@ def test_hand_edited_resume_state_is_refused(good, tmp_path: Path) -> None:
     _refused(_resume(run, program, traces), "state.json is corrupt", "SHA-256")
 
 
-def test_old_layout_resume_state_with_wrong_types_is_refused(good, tmp_path: Path) -> None:
-    """A run directory of the earlier layout (no hashes for the resume state) is type-checked
-    field by field."""
-    program, traces, finished = good
-    run = tmp_path / "old"
+def _old_layout(finished: Path, run: Path) -> dict:
+    """`finished` in the layout of earlier versions, one epoch in; returns its state."""
     run.mkdir()
     cur = finished / "checkpoints" / "current"
-    for name in ("model.safetensors", "manifest.json"):
-        shutil.copy(cur / name, run / name)
+    shutil.copy(cur / "model.safetensors", run / "model.safetensors")
+    m = json.loads((cur / "manifest.json").read_text())
+    for key in ("files", "signatures"):  # what earlier versions did not write
+        del m[key]
+    del m["data"]["traces_sha256"]
+    (run / "manifest.json").write_text(json.dumps(m))
     (run / "resume").mkdir()
     shutil.copy(cur / "model.safetensors", run / "resume" / "model-1.safetensors")
     shutil.copy(cur / "optim.safetensors", run / "resume" / "optim-1.safetensors")
@@ -182,6 +183,30 @@ def test_old_layout_resume_state_with_wrong_types_is_refused(good, tmp_path: Pat
     s["files"] = {"weights": "model-1.safetensors", "optimizer": "optim-1.safetensors",
                   "extra": "extra-1.safetensors"}
     s["stopped"] = None
+    s["epoch"], s["batch_in_epoch"] = 1, 0
+    (run / "resume" / "state.json").write_text(json.dumps(s))
+    return s
+
+
+def test_old_layout_is_resumed_and_converted(good, tmp_path: Path) -> None:
+    program, traces, finished = good
+    run = tmp_path / "old"
+    _old_layout(finished, run)
+    (run / ".model.safetensors.99.0123abcd.tmp").write_bytes(b"half")  # an old kill's
+    assert _verify(run, program).exit_code == 0
+    res = _resume(run, program, traces)
+    assert res.exit_code == 0, res.output
+    assert (run / "manifest.json").is_symlink() and (run / "model.safetensors").is_symlink()
+    assert not (run / "resume").exists() and not list(run.glob(".*.tmp"))
+    assert _verify(run, program).exit_code == 0
+
+
+def test_old_layout_resume_state_with_wrong_types_is_refused(good, tmp_path: Path) -> None:
+    """A run directory of the earlier layout (no hashes for the resume state) is type-checked
+    field by field."""
+    program, traces, finished = good
+    run = tmp_path / "old"
+    s = _old_layout(finished, run)
     for key, value in (("epoch_stats", {"steps": "x"}), ("history", [3]),
                        ("perfect_streak", -1), ("optimizer_groups", "adam")):
         bad = dict(s, **{key: value})
