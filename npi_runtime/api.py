@@ -262,6 +262,10 @@ def train(checked: Checked, traces: Sequence[dict] | Sequence[str | Path], run_d
         trainer = Trainer(model, frames, runner, config, run_dir, base, on_event)
         if state is not None:
             trainer.restore(state)
+            if ckpt.committed_dir(run_dir) is None:
+                # a run directory of the earlier layout: commit its resume state in this one
+                # now (which also repairs one killed between its last two renames)
+                trainer.save()
         summary = trainer.fit()
     return TrainResult(run_dir=run_dir, model=model, summary=summary, added_programs=added)
 

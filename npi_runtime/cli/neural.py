@@ -170,7 +170,12 @@ def train(
                                model_config=mc, train_config=tc, resume=resume is not None,
                                on_event=display, strict=strict, warn=_warning)
     except KeyboardInterrupt:
-        err.print(f"interrupted; continue with --resume {run_dir}")
+        if holds_run(run_dir):
+            err.print(f"interrupted; continue with --resume {run_dir}", markup=False,
+                      highlight=False)
+        else:
+            err.print(f"interrupted before the first checkpoint; start again with -o {run_dir}",
+                      markup=False, highlight=False)
         raise typer.Exit(130) from None
     s = result.summary
     err.print(f"trained task {info.name}: {s['epochs']} epochs, {s['step']} steps, "

@@ -201,6 +201,26 @@ def test_old_layout_is_resumed_and_converted(good, tmp_path: Path) -> None:
     assert _verify(run, program).exit_code == 0
 
 
+def test_old_layout_killed_between_its_last_two_renames_is_repaired(good,
+                                                                  tmp_path: Path) -> None:
+    """The earlier layout renamed model.safetensors, then manifest.json: killed between the
+    two at the last checkpoint, the weights did not match the manifest's hash for ever."""
+    program, traces, finished = good
+    run = tmp_path / "old"
+    s = _old_layout(finished, run)
+    s["stopped"] = "reached 2 epochs"
+    (run / "resume" / "state.json").write_text(json.dumps(s))
+    (run / "model.safetensors").write_bytes(
+        (finished / "checkpoints" / "current" / "optim.safetensors").read_bytes())
+    _refused(_verify(run, program), "SHA-256 differs")
+    res = _resume(run, program, traces)
+    assert res.exit_code == 0, res.output
+    assert (run / "model.safetensors").is_symlink() and not (run / "resume").exists()
+    assert (run / "model.safetensors").read_bytes() == \
+        (finished / "model.safetensors").read_bytes()
+    assert _verify(run, program).exit_code == 0
+
+
 def test_old_layout_resume_state_with_wrong_types_is_refused(good, tmp_path: Path) -> None:
     """A run directory of the earlier layout (no hashes for the resume state) is type-checked
     field by field."""
