@@ -253,15 +253,17 @@ def _remove(path: Path) -> None:
 
 
 def clean(run_dir: Path) -> None:
-    """Remove what no commit names: temporary files and directories, checkpoints other than
-    the committed one, the resume state of an earlier version once a checkpoint of this one
-    is committed; then make the top-level links. Call it holding the lock."""
+    """Remove what no commit names (only names npi writes): temporary files and directories,
+    checkpoints other than the committed one, the resume state of an earlier version once a
+    checkpoint of this one is committed; then make the top-level links. Call it holding the
+    lock."""
     run_dir = Path(run_dir)
     cdir = run_dir / CHECKPOINTS_DIR
     current = committed_dir(run_dir)
     if cdir.is_dir():
         for entry in cdir.iterdir():
-            if entry.name != CURRENT and (current is None or entry.name != current.name):
+            ours = _CKPT.match(entry.name) or _TMP.match(entry.name)  # nothing else is touched
+            if ours and (current is None or entry.name != current.name):
                 fault_point(f"remove {entry.name}")
                 _remove(entry)
     for entry in run_dir.iterdir():

@@ -147,7 +147,10 @@ def test_leftovers_of_a_kill_are_removed(setup, reference, tmp_path: Path) -> No
     stray[0].write_text("x")
     stray[1].mkdir()
     stray[2].mkdir()
+    mine = run / ckpt.CHECKPOINTS_DIR / "notes.txt"  # not a name npi writes: kept
+    mine.write_text("mine")
     _train(setup, run, resume=True)
     assert not any(p.exists() for p in stray)
+    assert mine.read_text() == "mine"
     assert (run / "model.safetensors").read_bytes() == \
         (reference[0] / "model.safetensors").read_bytes()
