@@ -17,7 +17,6 @@ reference program failed), `EnvError` (an input the environment refuses).
 from __future__ import annotations
 
 import json
-import warnings as _warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -136,12 +135,54 @@ def base_manifest(checked: Checked, model: NPI, task: str, records: Sequence[dic
         "source_hash": checked.source_hash,
         "program_file": Path(checked.root.path).name,
         "task": task,
+        "signatures": {q: len(info.params) for q, info in sorted(checked.programs.items())},
         "data": {
             "trace_files": [str(p) for p in trace_files],
             "traces": len(records),
+            "traces_sha256": traces_hash(records),
             "lengths": sorted({int(r["length"]) for r in records}),
         },
     }
+
+
+def traces_hash(records: Sequence[dict]) -> str:
+    """The SHA-256 of trace records (their canonical JSON): what a run was trained on."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256()
+    for rec in records:
+        h.update(json.dumps(rec, sort_keys=True, separators=(",", ":")).encode())
+        h.update(b"\n")
+    return "sha256:" + h.hexdigest()
+
+
+def _warn(message: str) -> None:
+    import warnings
+
+    warnings.warn(message, stacklevel=3)
+
+
+def fit_checkpoint(model: NPI, manifest: dict, checked: Checked, *, strict: bool = False,
+                   warn: Callable[[str], None] | None = None) -> list[str]:
+    """Check a checkpoint against a program file (`ckpt.fit_programs`: environment,
+    vocabulary, argument range, programs, their order and arity) and compare the programs'
+    source hash: a difference is a warning (`warn`, by default `warnings.warn`), or with
+    `strict` a CheckpointError. Returns the programs the file adds."""
+    added = ckpt.fit_programs(
+        model, manifest, checked.env_name, env_header(checked.vocabulary),
+        checked.program_order, str(checked.root.path),
+        arities={q: len(info.params) for q, info in checked.programs.items()},
+        arg_range=checked.vocabulary.arg_range)
+    recorded = manifest.get("source_hash")
+    if recorded is not None and recorded != checked.source_hash:
+        message = (f"{checked.root.path} differs from the program file the checkpoint was "
+                   f"trained on (source hash {checked.source_hash[:19]}..., the checkpoint's "
+                   f"{str(recorded)[:19]}...)")
+        if strict:
+            raise ckpt.CheckpointError(f"{message}; --strict refuses it")
+        (warn or _warn)(message)
+    return added
 
 
 #: records re-run through the reference by `check_traces` without `strict` (all with it)
@@ -274,16 +315,20 @@ class TrainResult:
 def train(checked: Checked, traces: Sequence[dict] | Sequence[str | Path], run_dir: str | Path,
           task: str | None = None, *, model_config: NPIConfig | None = None,
           train_config: TrainConfig | None = None, resume: bool = False,
-          on_event: Callable[[str, dict], None] | None = None,
-          strict: bool = False) -> TrainResult:
+          on_event: Callable[[str, dict], None] | None = None, strict: bool = False,
+          warn: Callable[[str], None] | None = None) -> TrainResult:
     """Train a network on traces (records, or paths of trace files) and write `run_dir`.
 
-    With `resume=True`, `run_dir` must hold an earlier run of the same programs: training
-    continues from its last checkpoint with its configuration.
+    With `resume=True`, `run_dir` must hold an earlier run of the same programs and traces:
+    training continues from its last committed checkpoint with its configuration. Without
+    it, `run_dir` must not hold a committed run. The run directory is locked meanwhile: a
+    second writer gets a CheckpointError.
 
-    The traces are checked against the program file first (`check_traces`; `strict` re-runs
-    every one and refuses a foreign source_hash); a warning goes to `on_event("warning",
-    {"message": ...})`, or to `warnings.warn` without `on_event`.
+    The traces are checked against the program file first (`check_traces`), and a resumed
+    checkpoint too (`fit_checkpoint`). A warning (a source hash of another version of the
+    file) goes to `warn`, else to `on_event("warning", {"message": ...})`, else to
+    `warnings.warn`; `strict` makes it an error, and re-runs every trace through the
+    reference.
     """
     info = checked.task(task)
     files: list[str] = []
@@ -294,49 +339,78 @@ def train(checked: Checked, traces: Sequence[dict] | Sequence[str | Path], run_d
         records = [r for r in traces if r["task"] == info.name]  # type: ignore[index]
     if not records:
         raise TraceError(f"no traces of task {info.name}")
-    for message in check_traces(checked, records, info.name, strict=strict):
-        if on_event is not None:
+    if warn is None and on_event is not None:
+        def warn(message: str) -> None:
             on_event("warning", {"message": message})
-        else:
-            _warnings.warn(message, stacklevel=2)
+    for message in check_traces(checked, records, info.name, strict=strict):
+        (warn or _warn)(message)
     runner = task_runner(checked, info.name)
     run_dir = Path(run_dir)
     added: list[str] = []
-    if resume:
-        manifest = ckpt.read_manifest(run_dir)
-        model = ckpt.build_model(manifest)
-        added = ckpt.fit_programs(model, manifest, checked.env_name,
-                                  env_header(checked.vocabulary), checked.program_order,
-                                  str(checked.root.path))
-        if added:
-            raise ckpt.CheckpointError(
-                f"{run_dir} was trained without {', '.join(added)}: resume training with the "
-                "program file it was started with")
-        config = TrainConfig.from_dict(manifest.get("training", {}))
-        state = ckpt.load_resume(run_dir)
-        base = {k: v for k, v in manifest.items() if k not in ("training", "progress",
-                                                                 "weights")}
-    else:
-        config = train_config or TrainConfig()
-        model = new_model(checked, model_config, seed=config.seed)
-        base = base_manifest(checked, model, info.name, records, files)
-        state = None
-    frames: FrameSet = build_frameset(records, model.memory.names,
-                                      model.encoders[checked.env_name], checked.env_name)
-    trainer = Trainer(model, frames, runner, config, run_dir, base, on_event)
-    if state is not None:
-        trainer.restore(state)
-    summary = trainer.fit()
+    earlier_attempt = (run_dir / ckpt.LOCK_FILE).exists()
+    with ckpt.run_lock(run_dir):
+        if resume:
+            manifest = ckpt.read_manifest(run_dir)
+            model = ckpt.build_model(manifest)
+            added = fit_checkpoint(model, manifest, checked, strict=strict, warn=warn)
+            if added:
+                raise ckpt.CheckpointError(
+                    f"{run_dir} was trained without {', '.join(added)}: resume training with "
+                    "the program file it was started with")
+            _check_same_traces(run_dir, manifest, records, files)
+            config = TrainConfig.from_dict(manifest.get("training") or {})
+            state = ckpt.load_resume(run_dir)
+            ckpt.clean(run_dir)
+            base = {k: v for k, v in manifest.items()
+                    if k not in ("training", "progress", "weights", "files")}
+        else:
+            if ckpt.holds_run(run_dir):
+                raise ckpt.CheckpointError(
+                    f"{run_dir} already holds a run; continue it with --resume {run_dir} "
+                    "(resume=True), or choose another directory")
+            ckpt.start_fresh(run_dir, earlier_attempt)
+            config = train_config or TrainConfig()
+            model = new_model(checked, model_config, seed=config.seed)
+            base = base_manifest(checked, model, info.name, records, files)
+            state = None
+        frames: FrameSet = build_frameset(records, model.memory.names,
+                                          model.encoders[checked.env_name], checked.env_name)
+        trainer = Trainer(model, frames, runner, config, run_dir, base, on_event)
+        if state is not None:
+            trainer.restore(state)
+            if ckpt.committed_dir(run_dir) is None:
+                # a run directory of the earlier layout: commit its resume state in this one
+                # now (which also repairs one killed between its last two renames)
+                trainer.save()
+        summary = trainer.fit()
     return TrainResult(run_dir=run_dir, model=model, summary=summary, added_programs=added)
 
 
-def load_model(run_dir: str | Path, checked: Checked | None = None) -> NPI:
+def _check_same_traces(run_dir: Path, manifest: dict, records: Sequence[dict],
+                       files: Sequence[str]) -> None:
+    """Refuse to resume on other traces than the run was started with."""
+    data = manifest.get("data") or {}
+    started = data.get("trace_files") or []
+    was = (f"trace file{'s' if len(started) > 1 else ''} {', '.join(map(str, started))}"
+           if started else "trace records given through the API")
+    now = ", ".join(files) if files else "the records given"
+    want = data.get("traces_sha256")
+    differ = (want is not None and want != traces_hash(records)) or (
+        isinstance(data.get("traces"), int) and data["traces"] != len(records))
+    if differ:
+        raise ckpt.CheckpointError(
+            f"{run_dir} was started with {was} ({data.get('traces')} traces); {now} "
+            f"({len(records)} traces) differ: resume with the traces it was started with")
+
+
+def load_model(run_dir: str | Path, checked: Checked | None = None, *, strict: bool = False,
+               warn: Callable[[str], None] | None = None) -> NPI:
     """A trained model; with `checked`, refused unless it fits that program file (new
-    programs in the file are added to the program memory, untrained)."""
+    programs in the file are added to the program memory, untrained; `strict` and `warn` as
+    for `fit_checkpoint`)."""
     model, manifest = ckpt.load_model(Path(run_dir))
     if checked is not None:
-        ckpt.fit_programs(model, manifest, checked.env_name, env_header(checked.vocabulary),
-                          checked.program_order, str(checked.root.path))
+        fit_checkpoint(model, manifest, checked, strict=strict, warn=warn)
     model.eval()
     return model
 

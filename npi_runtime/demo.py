@@ -9,7 +9,7 @@ from pathlib import Path
 
 from npi_dsl.bundled import program_path
 from npi_runtime import api
-from npi_runtime.checkpoint import CheckpointError, read_manifest, write_atomic
+from npi_runtime.checkpoint import CheckpointError, holds_run, read_manifest, write_atomic
 from npi_runtime.model import NPIConfig
 from npi_runtime.train import TrainConfig
 from npi_runtime.verify import VerifyReport, plot_report
@@ -29,8 +29,8 @@ def earlier_run(out_dir: Path, seed: int) -> dict | None:
     Raises CheckpointError when it holds a run that `npi demo --seed seed` cannot continue:
     another seed, or a corrupt checkpoint."""
     model_dir = Path(out_dir) / "model"
-    if not (model_dir / "manifest.json").exists():
-        return None
+    if not holds_run(model_dir):
+        return None  # nothing, or a run killed before its first checkpoint: start it again
     manifest = read_manifest(model_dir)
     earlier = manifest.get("training", {}).get("seed")
     if earlier != seed:

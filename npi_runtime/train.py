@@ -27,6 +27,7 @@ the CLI draws a rich progress display and a notebook can do what it likes.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -253,8 +254,13 @@ class Trainer:
         return out
 
     def _append_metrics(self, record: dict) -> None:
+        """One line per validation, before its checkpoint: `--resume` cuts the lines after
+        the committed step away."""
+        ckpt.fault_point(f"append {METRICS_FILE}")
         with open(self.run_dir / METRICS_FILE, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
 
     # ------------------------------------------------------------------ checkpoints
     def state(self) -> dict:
@@ -268,39 +274,67 @@ class Trainer:
         }
 
     def save(self) -> None:
+        """Commit a checkpoint: weights, optimizer, state and manifest, as one."""
         extra = {"torch_rng": torch.get_rng_state(), "frame_wrong": self.frame_wrong}
         if self.order is not None:
             extra["order"] = self.order
-        ckpt.save_resume(self.run_dir, self.state(), self.model, self.optimizer, extra)
         manifest = {**self.manifest, "training": self.config.to_dict(),
                     "progress": {"step": self.step, "epochs": self.epoch,
                                  "seconds": round(self.seconds, 3), "stopped": self.stopped,
                                  "validation": self.history[-1]["val"] if self.history
                                  else None}}
-        ckpt.save_model(self.run_dir, self.model, manifest)
+        ckpt.save_checkpoint(self.run_dir, self.state(), self.model, self.optimizer, extra,
+                             manifest)
 
     def restore(self, resume: ckpt.ResumeState) -> None:
         """Continue from a saved resume state (weights, optimizer, counters, RNG, data order)."""
         ckpt.restore_weights(self.model, resume, self.run_dir)
         ckpt.restore_optimizer(self.model, self.optimizer, resume)
         s = resume.state
+        n = self.frames.n_frames
         try:
-            self.step = int(s["step"])
-            self.epoch = int(s["epoch"])
-            self.batch_in_epoch = int(s["batch_in_epoch"])
+            self.step = _count(s["step"])
+            self.epoch = _count(s["epoch"])
+            self.batch_in_epoch = _count(s["batch_in_epoch"])
             self.epoch_stats = StepStats.from_json(s["epoch_stats"])
+            es = self.epoch_stats
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (
+                    es.steps, es.calls, es.loss, es.end_right, es.prog_right, es.args_right,
+                    es.all_right, *es.program_loss.values(), *es.program_steps.values())):
+                raise TypeError("epoch_stats holds a value that is not a number")
             self.program_loss = {int(k): float(v) for k, v in s["program_loss"].items()}
-            self.perfect_streak = int(s["perfect_streak"])
+            self.perfect_streak = _count(s["perfect_streak"])
             self.seconds = float(s["seconds"])
             self.stopped = s.get("stopped")
+            if self.stopped is not None and not isinstance(self.stopped, str):
+                raise TypeError("stopped is not a string")
             self.history = list(s.get("history", []))
-        except (KeyError, TypeError, ValueError) as e:
+            if not all(isinstance(h, dict) and "val" in h for h in self.history):
+                raise TypeError("history is not a list of metrics records")
+        except KeyError as e:
+            raise ckpt.CheckpointError(f"the resume state is corrupt: no field {e}") from None
+        except (TypeError, ValueError, AttributeError, IndexError) as e:
             raise ckpt.CheckpointError(f"the resume state is corrupt: {e}") from None
-        self.order = resume.extra.get("order")
+        order = resume.extra.get("order")
+        if order is not None and (order.dtype != torch.int64 or order.dim() != 1 or (
+                order.numel() and (int(order.min()) < 0 or int(order.max()) >= n))):
+            raise ckpt.CheckpointError(
+                f"the resume state's frame order does not fit the {n} frames of the traces "
+                "given: resume with the trace files the run was started with")
+        self.order = order
         if "frame_wrong" in resume.extra:
-            self.frame_wrong = resume.extra["frame_wrong"].clone()
+            wrong = resume.extra["frame_wrong"]
+            if wrong.dtype != torch.bool or tuple(wrong.shape) != (n,):
+                raise ckpt.CheckpointError(
+                    f"the resume state describes {wrong.numel()} frames, the traces given "
+                    f"have {n}: resume with the trace files the run was started with")
+            self.frame_wrong = wrong.clone()
         if "torch_rng" in resume.extra:
-            torch.set_rng_state(resume.extra["torch_rng"])
+            try:
+                torch.set_rng_state(resume.extra["torch_rng"])
+            except (RuntimeError, TypeError) as e:
+                raise ckpt.CheckpointError(f"the resume state's RNG state is corrupt: "
+                                           f"{e}") from None
         self._truncate_metrics()
 
     def _truncate_metrics(self) -> None:
@@ -309,13 +343,19 @@ class Trainer:
         if not path.exists():
             return
         keep = []
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
                 if json.loads(line)["step"] <= self.step:
                     keep.append(line)
             except (ValueError, KeyError, TypeError):
                 continue
         ckpt.write_atomic(path, ("\n".join(keep) + "\n").encode() if keep else b"")
+
+
+def _count(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{value!r} is not a count")
+    return value
 
 
 def frames_lengths(manifest: dict) -> list[int]:

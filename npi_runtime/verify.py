@@ -181,7 +181,8 @@ def verify(model: NPI, runner: TaskRunner, lengths: Sequence[int], count: int, s
 
 def plot_report(report: VerifyReport, path: Path, title: str | None = None,
                 trained: tuple[int, int] | None = None) -> None:
-    """Accuracy against length (log scale), in the style of the paper's generalisation plots."""
+    """Accuracy against length (log scale), in the style of the paper's generalisation plots,
+    written atomically as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -202,8 +203,14 @@ def plot_report(report: VerifyReport, path: Path, title: str | None = None,
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower left")
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    import io
+
+    from npi_runtime.checkpoint import write_atomic
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
     plt.close(fig)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(Path(path), buf.getvalue())  # a kill leaves the old image, never half a new
 
 

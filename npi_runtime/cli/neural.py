@@ -1,8 +1,9 @@
 """`npi train`, `npi verify`, `npi demo`: the neural commands (torch is imported inside them).
 
 Their errors (a bad trace file, a corrupt or mismatched checkpoint, a failing reference run)
-are NpiErrors, reported by the app's one handler (cli.common.reporting_errors) with their
-exit code (docs/cli.md: 2 for bad input, 1 for a failed verification).
+are NpiErrors, reported by the app's one handler (cli.common.reporting_errors) with the
+error's exit code (docs/cli.md): 2 for bad input (a corrupt or mismatched trace file or run
+directory, a usage error); `npi verify` exits 1 when the network fails the check.
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ _FILE = Annotated[Path, typer.Argument(help="The .npi program file.", exists=Tru
 _TASK = Annotated[str | None, typer.Option(
     "--task", "-t", help="The task; may be left out when the file defines one task.",
     show_default=False)]
+_STRICT = Annotated[bool, typer.Option(
+    "--strict", help="Refuse (exit 2) a run directory trained on another version of the "
+    "program file (its source hash differs); without it that is a warning.")]
+
+
+def _warning(message: str) -> None:
+    err.print(f"[bold yellow]warning[/]: {escape(message)}")
 
 
 
@@ -58,9 +66,7 @@ class _TrainDisplay:
             self.progress.start()
 
     def __call__(self, kind: str, data: dict) -> None:
-        if kind == "warning":
-            err.print(f"[bold yellow]warning[/]: {escape(data['message'])}")
-        elif kind == "batch" and self.progress is not None:
+        if kind == "batch" and self.progress is not None:
             desc = f"epoch {data['epoch'] + 1}"
             info = f"loss {data['loss']:.4f}  lr {data['lr']:.2g}"
             if self.bar is None:
@@ -123,13 +129,16 @@ def train(
         "--patience", min=1, help="Stop after validation is perfect this many times in a "
         "row (default 3).", show_default=False)] = None,
     strict: Annotated[bool, typer.Option(
-        "--strict", help="Re-run every trace through the reference and refuse traces "
-        "compiled from another version of the program (a foreign source_hash); without it "
-        "8 traces are re-run and a foreign source_hash is a warning.")] = False,
+        "--strict", help="Re-run every trace through the reference, and refuse (exit 2) "
+        "traces or a run directory made from another version of the program file (their "
+        "source hash differs); without it 8 traces are re-run and a differing source hash "
+        "is a warning.")] = False,
 ) -> None:
     """Train an NPI on traces of a task (teacher-forced, batched frames, resumable).
 
-    Writes RUN_DIR/model.safetensors, manifest.json, metrics.jsonl and resume/. Stops once
+    Writes RUN_DIR/model.safetensors, manifest.json, metrics.jsonl and checkpoints/, each
+    checkpoint committed as one (docs/training.md); a second writer of RUN_DIR is refused.
+    Exit 2 for a missing, corrupt or mismatched run directory. Stops once
     closed-loop validation on longer inputs is perfect --patience times in a row (3), or
     after --epochs.
     """
@@ -149,10 +158,12 @@ def train(
         if given:
             fail(f"--resume continues with the run's own configuration (its manifest.json); "
                  f"leave out {', '.join(given)}", code=2)
-    if output is not None and (output / "manifest.json").exists():
+    _quiet_threads()
+    from npi_runtime.checkpoint import holds_run
+
+    if output is not None and holds_run(output):
         fail(f"{output} already holds a run; continue it with --resume {output}, or choose "
              "another directory", code=2)
-    _quiet_threads()
     checked = load_or_exit(file)
     info = task_or_exit(checked, task)
     from npi_runtime import api
@@ -169,15 +180,21 @@ def train(
         with _TrainDisplay() as display:
             result = api.train(checked, [str(p) for p in traces], run_dir, info.name,
                                model_config=mc, train_config=tc, resume=resume is not None,
-                               on_event=display, strict=strict)
+                               on_event=display, strict=strict, warn=_warning)
     except KeyboardInterrupt:
-        err.print(f"interrupted; continue with --resume {run_dir}")
+        if holds_run(run_dir):
+            err.print(f"interrupted; continue with --resume {run_dir}", markup=False,
+                      highlight=False)
+        else:
+            err.print(f"interrupted before the first checkpoint; start again with -o {run_dir}",
+                      markup=False, highlight=False)
         raise typer.Exit(130) from None
     s = result.summary
     err.print(f"trained task {info.name}: {s['epochs']} epochs, {s['step']} steps, "
               f"{s['seconds']:.1f} s of training ({time.perf_counter() - t0:.1f} s in this "
               f"session); {s['stopped']}", markup=False, highlight=False)
-    err.print(f"wrote {run_dir}/ (model.safetensors, manifest.json, metrics.jsonl, resume/)",
+    err.print(f"wrote {run_dir}/ (model.safetensors, manifest.json, metrics.jsonl, "
+              "checkpoints/)",
               markup=False, highlight=False)
 
 
@@ -246,12 +263,14 @@ def verify(
     threads: Annotated[int, typer.Option(
         "--threads", min=1, help="Cores for the network's big batches (1: fastest when "
         "another job is running; 2 about 1.5x faster on an idle 2-core machine).")] = 1,
+    strict: _STRICT = False,
 ) -> None:
     """Run the network in closed loop beside the reference program and compare.
 
     Per length: result_exact, trace_exact, step_accuracy (teacher-forced) and, for each
     failing input, the first step where the network departs from the reference.
-    Exit 0 when every length reaches --require on result_exact, else 1.
+    Exit 0 when every length reaches --require on result_exact, else 1; 2 for a missing,
+    corrupt or mismatched run directory. --outputs and --plot are written atomically.
     """
     for path, option in ((outputs, "--outputs"), (plot, "--plot")):
         if path is not None:  # before the work, not after it
@@ -267,7 +286,7 @@ def verify(
     import torch
 
     torch.set_num_threads(1)
-    model = api.load_model(run_dir, checked)
+    model = api.load_model(run_dir, checked, strict=strict, warn=_warning)
 
     def progress(rep: Any) -> None:
         if not as_json:
@@ -276,13 +295,17 @@ def verify(
 
     report = api.verify(model, checked, wanted, count, seed, info.name,
                         keep_outputs=outputs is not None, progress=progress, threads=threads)
-    if outputs is not None:
-        from npi_runtime.checkpoint import write_atomic
+    from npi_runtime.checkpoint import write_atomic
 
-        lines = [json.dumps(o) for r in report.lengths for o in r.outputs]
-        write_atomic(outputs, ("\n".join(lines) + "\n").encode())
-    if plot is not None:
-        plot_report(report, plot)
+    for path, write in (
+            (outputs, lambda p: write_atomic(p, "".join(
+                json.dumps(o) + "\n" for r in report.lengths for o in r.outputs).encode())),
+            (plot, lambda p: plot_report(report, p))):
+        if path is not None:
+            try:
+                write(path)
+            except OSError as e:
+                fail(f"cannot write {path}: {e.strerror or e}", code=2)
     if as_json:
         print(json.dumps(report.to_json()))
     else:

@@ -50,9 +50,10 @@ def test_every_error_class_is_an_npi_error() -> None:
     for cls in (DiagnosticError, NpiRuntimeError, EnvError, TraceFormatError, TraceError,
                 CheckpointError):
         assert issubclass(cls, NpiError)
-    for cls in (DiagnosticError, NpiRuntimeError, EnvError, CheckpointError):
+    for cls in (DiagnosticError, NpiRuntimeError, EnvError):
         assert cls.exit_code == 1
-    for cls in (TraceFormatError, TraceError):  # a corrupt or mismatched input file
+    # a corrupt or mismatched input file or run directory is bad input: exit 2
+    for cls in (TraceFormatError, TraceError, CheckpointError):
         assert cls.exit_code == 2
     assert issubclass(TraceFormatError, ValueError) and issubclass(TraceError, ValueError)
     assert TraceFormatError("t.jsonl", 3, "bad").render() == "error: t.jsonl:3: bad"
@@ -151,15 +152,15 @@ def test_corrupt_run_directory(tmp_path: Path) -> None:
     run = tmp_path / "[x]run"  # markup-looking names are printed as they are
     run.mkdir()
     r = npi("verify", str(run), ADDITION, "-l", "2", "-n", "1")
-    assert (r.exit_code, r.stderr) == (1, f"error: {run}/manifest.json is missing\n")
+    assert (r.exit_code, r.stderr) == (2, f"error: {run}/manifest.json is missing\n")
     (run / "manifest.json").write_text("{")
     r = npi("verify", str(run), ADDITION, "-l", "2", "-n", "1")
-    assert r.exit_code == 1
+    assert r.exit_code == 2
     assert r.stderr == (f"error: {run}/manifest.json is corrupt (not valid JSON: Expecting "
                         "property name enclosed in double quotes: line 1 column 2 (char 1))\n")
     (run / "manifest.json").write_text(json.dumps({"format": "npi-checkpoint/1"}))
     r = npi("verify", str(run), ADDITION, "-l", "2", "-n", "1")
-    assert (r.exit_code, r.stderr) == (1, f"error: {run}/manifest.json is corrupt: no "
+    assert (r.exit_code, r.stderr) == (2, f"error: {run}/manifest.json is corrupt: no "
                                           "'programs'\n")
 
 

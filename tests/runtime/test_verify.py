@@ -80,7 +80,7 @@ def test_cli_verify_fails_on_a_damaged_model(trained, copy_file: Path, tmp_path:
 def test_cli_errors_are_messages_not_tracebacks(trained, copy_file: Path, programs_dir: Path,
                                                 tmp_path: Path) -> None:
     res = runner.invoke(app, ["verify", str(trained.run_dir), str(programs_dir / "sorting.npi")])
-    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert res.exit_code == 2 and "Traceback" not in res.output
     assert "env" in res.output
     res = runner.invoke(app, ["verify", str(trained.run_dir), str(copy_file), "--lengths", "x"])
     assert res.exit_code == 2
@@ -88,7 +88,7 @@ def test_cli_errors_are_messages_not_tracebacks(trained, copy_file: Path, progra
     bad.mkdir()
     (bad / "manifest.json").write_text("{")
     res = runner.invoke(app, ["verify", str(bad), str(copy_file)])
-    assert res.exit_code == 1 and "corrupt" in res.output and "Traceback" not in res.output
+    assert res.exit_code == 2 and "corrupt" in res.output and "Traceback" not in res.output
     res = runner.invoke(app, ["train", str(copy_file), str(tmp_path / "missing.jsonl")])
     assert res.exit_code == 2
     traces = tmp_path / "t.jsonl"
