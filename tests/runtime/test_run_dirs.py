@@ -140,7 +140,8 @@ def test_another_source_hash_warns_and_strict_refuses(good, tmp_path: Path) -> N
     assert res.exit_code == 0 and "warning" in res.output and "source hash" in res.output
     _refused(_verify(finished, edited, "--strict"), "source hash", "--strict")
     run = _copy(finished, tmp_path / "run")
-    _refused(_resume(run, edited, traces, "--strict"), "source hash")
+    # the traces' own source_hash is checked first (docs/cli.md): either check refuses it
+    _refused(_resume(run, edited, traces, "--strict"), "source", "--strict")
 
 
 def test_resuming_with_other_traces_names_the_file_it_was_started_with(
