@@ -174,6 +174,12 @@ def exception_failure(exc: BaseException, place: str, path: str, span: ast.Span)
         return Failure("R003", f"environment error in {place}: {exc}", None, path, span)
     if isinstance(exc, ZeroDivisionError):
         return division_by_zero(None, place, path, span)
+    if isinstance(exc, ValueError) and "integer string conversion" in str(exc):
+        # an environment formatting a huge argument (one computed within an expression)
+        return Failure("R003", f"environment error in {place}: an argument of a query or "
+                       "action is an integer too large to show (over 4,300 digits)",
+                       "npi integers are 64-bit: keep the values of expressions in range",
+                       path, span)
     if isinstance(exc, RecursionError):
         return Failure("R005", f"Python recursion limit reached (in {place})", None, path,
                        span)

@@ -161,3 +161,25 @@ def test_import_of_a_non_npi_file_does_not_show_its_contents(tmp_path: Path) -> 
     assert r.exit_code == 1 and "error[E111]" in r.output
     assert "only .npi files can be imported" in r.output
     assert first not in r.output
+
+
+def test_huge_query_argument_is_r003_saying_so(tmp_path: Path) -> None:
+    big = "(a * 1000000000000000000)"
+    for _ in range(10):
+        big = f"({big} * {big})"
+    path = _write(tmp_path, _program(f"let a = 1\nlet q = read({big})"))
+    outputs = []
+    for engine in ("compiled", "reference"):
+        r = _npi("run", path, "-i", "[1, 2]", "--engine", engine)
+        assert "Traceback" not in r.output, r.output
+        assert r.exit_code == 1 and "error[R003]" in r.output, r.output
+        assert "integer too large to show" in r.output
+        outputs.append(r.output)
+    assert outputs[0] == outputs[1]
+
+
+def test_entry_argument_overflow_is_e407_alone(tmp_path: Path) -> None:
+    path = _write(tmp_path, "env scratchpad\ntask t {\n    entry P(9223372036854775807 + 1)\n}\n"
+                            "program P(n) {\n}\n")
+    r = _npi("check", path)
+    assert r.exit_code == 1 and "error[E407]" in r.output and "E406" not in r.output
