@@ -14,7 +14,7 @@ from npi_dsl import ast
 from npi_dsl.checked import FileInfo, ProgramInfo, Type
 from npi_dsl.diagnostics import Diagnostic, Note, did_you_mean
 from npi_dsl.envs.base import Environment, Vocabulary
-from npi_dsl.parser import KEYWORDS
+from npi_dsl.parser import KEYWORDS, MAX_INT, MIN_INT
 
 
 @dataclass
@@ -85,7 +85,9 @@ class ExprChecker:
                 return None
             case ast.Unary(op="-", operand=o):
                 v = self._const_value(info, o, scope)
-                return -v if isinstance(v, int) and not isinstance(v, bool) else None
+                if isinstance(v, int) and not isinstance(v, bool):
+                    return self._in_int_range(info, e, -v)
+                return None
             case ast.Unary(op="not", operand=o):
                 v = self._const_value(info, o, scope)
                 return (not v) if isinstance(v, bool) else None
@@ -93,8 +95,26 @@ class ExprChecker:
                 a, b = self._const_value(info, lft, scope), self._const_value(info, rgt, scope)
                 if a is None or b is None:
                     return None
-                return _fold(op, a, b)
+                return self._in_int_range(info, e, _fold(op, a, b))
         return None
+
+    def _in_int_range(self, info: FileInfo, e: ast.Expr,
+                      value: int | bool | None) -> int | bool | None:
+        """`value`, or None after an E407 (once per expression) when it is an integer outside
+        the language's 64-bit range."""
+        if value is None or isinstance(value, bool) or MIN_INT <= value <= MAX_INT:
+            return value
+        reported = self.__dict__.setdefault("_e407_spans", set())
+        if (info.path, e.span) not in reported:
+            reported.add((info.path, e.span))
+            self.error(info.path, e.span, "E407",
+                       "constant expression outside the 64-bit integer range "
+                       f"({'above 2^63 - 1' if value > 0 else 'below -2^63'})",
+                       "npi integers are from -2^63 to 2^63 - 1: use smaller values")
+        return None
+
+    def _e407_count(self) -> int:
+        return len(self.__dict__.get("_e407_spans", ()))
 
     # ---- names
     def _resolve_callable(self, info: FileInfo, name: str, span: ast.Span) -> tuple[str, str]:

@@ -57,11 +57,12 @@ class TaskChecker(ProgramChecker):
             prog = self.programs[entry_q]
             self._check_arity(root, call, len(prog.params), "E301", f"program `{call.name}`",
                               ", ".join(prog.params))
+            before = self._e407_count()
             self._check_ranges(root, call.args, ("value",) * len(call.args))
             args = [self._const_value(root, a) for a in call.args]
             bad = next((a for a, v, ok in zip(call.args, args, arg_ok, strict=True)
                         if v is None and ok), None)
-            if bad is not None and len(call.args) <= MAX_ARGS:
+            if bad is not None and len(call.args) <= MAX_ARGS and self._e407_count() == before:
                 self.error(root.path, bad.span, "E406",
                            "an entry argument must be a constant")
             entry_args = tuple(int(v) for v in args if v is not None)[:MAX_ARGS]

@@ -34,6 +34,7 @@ from npi_dsl.checked import (
     Type,
 )
 from npi_dsl.diagnostics import DiagnosticError, Note, did_you_mean, has_errors
+from npi_dsl.envs.base import MAX_SETTING
 from npi_dsl.parser import parse_text, read_source
 
 __all__ = ["MAX_ARGS", "CheckReport", "Checked", "FileInfo", "ProgramInfo", "TaskInfo", "Type",
@@ -130,6 +131,13 @@ class _Checker(TaskChecker):
             return by_real[real]
         if key in self._loading:
             return None  # an import cycle: the file is being loaded further up
+        if imported_at is not None and Path(path).suffix != ".npi":
+            # not read at all: a diagnostic must not echo an arbitrary file (/etc/passwd)
+            src, node = imported_at
+            self.error(src, node.span, "E111", f'cannot import "{node.path}": only .npi files '
+                       "can be imported", "an import names another file of npi programs, "
+                       'such as "sorting.npi"')
+            return None
         stem = Path(path).stem
         clash = by_stem.get(stem)
         if imported_at is not None and clash is not None:
@@ -221,6 +229,11 @@ class _Checker(TaskChecker):
             elif not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 self.error(info.path, expr.span, "E103",
                            f"`{key}` must be a positive integer constant")
+            elif value > MAX_SETTING:
+                self.error(info.path, expr.span, "E103",
+                           f"`{key}` = {value} is too large: the limit is {MAX_SETTING:,}",
+                           "the compiled engine builds tables of arg_range entries per call "
+                           "site, and NPI encodes each argument among arg_range values")
             else:
                 config[key] = value
         try:
@@ -247,10 +260,11 @@ class _Checker(TaskChecker):
                                "choose another name")
                     continue
                 seen_const[decl.name] = decl
+                before = self._e407_count()
                 value = self._const_value(info, decl.value)
                 if value is not None:
                     info.consts[decl.name] = value
-                else:
+                elif self._e407_count() == before:  # (an E407 says why already)
                     self.error(info.path, decl.value.span, "E406",
                                f"the value of constant `{decl.name}` is not a constant",
                                "use numbers, true/false, other constants and operators "

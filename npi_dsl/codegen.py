@@ -33,6 +33,7 @@ from npi_dsl.codegen_contract import LAYOUT
 from npi_dsl.codegen_model import Generated, Level, Site, closing, generator_programs, measure
 from npi_dsl.envs.base import Vocabulary
 from npi_dsl.inline import InlineSpec
+from npi_dsl.parser import MAX_INT, MAX_LOOP_DEPTH, MIN_INT
 from npi_dsl.step_encoding import TEXT, StepEncoding, is_literal
 from npi_dsl.trace_schema import ACT
 
@@ -45,6 +46,8 @@ MAX_PLAIN_HEIGHT = 200
 INLINE_MAX_STATEMENTS = 40
 INLINE_MAX_LEVELS = 6
 INLINE_MAX_LINES = 4000
+#: Python's limit on indentation levels (its tokenizer's MAXINDENT)
+PY_MAX_INDENT = 100
 
 
 @dataclass
@@ -58,6 +61,7 @@ class _Ctx:
     file: FileInfo
     gen: bool  # the Python function is a generator
     inline_levels: int = 0
+    loops: int = 0  # Python `while`s around the code being emitted, in this Python function
 
     def site(self, span: ast.Span) -> Site:
         return Site(self.levels, self.file.path, span)
@@ -88,10 +92,15 @@ class Codegen:
         self._yielded = False
 
     # ---- analysis
-    def _inlinable(self, callee: ProgramInfo, ctx: _Ctx) -> bool:
+    def _inlinable(self, callee: ProgramInfo, ctx: _Ctx, ind: int) -> bool:
         if callee.qualified in self.gen or ctx.inline_levels >= INLINE_MAX_LEVELS:
             return False
         if len(self.lines) - self._function_start > INLINE_MAX_LINES:
+            return False
+        # inlined, the callee's blocks and loops nest inside the caller's: stay within
+        # Python's 100 levels of indentation and 20 nested loops of one function
+        blocks, loops = _nesting(callee.node.body)
+        if ind + blocks + 3 > PY_MAX_INDENT or ctx.loops + loops > MAX_LOOP_DEPTH:
             return False
         body = callee.node.body.stmts
         count, early_return = measure(body, top=True)
@@ -230,8 +239,10 @@ class Codegen:
                 ctx.names[name] = py
                 ctx.types[name] = self.type_of(value, ctx)
                 self.emit(ind, f"{py} = {code}", site)
+                self.int_bound(name, py, value, ctx, ind, site)
             case ast.Assign(name=name, value=value):
                 self.emit(ind, f"{ctx.names[name]} = {self.expr(value, ctx, site)}", site)
+                self.int_bound(name, ctx.names[name], value, ctx, ind, site)
             case ast.If(branches=branches, orelse=orelse):
                 for k, br in enumerate(branches):
                     bsite = ctx.site(br.cond.span)
@@ -247,13 +258,24 @@ class Codegen:
                 self.emit(ind + 1, "_it += 1", csite)
                 self.emit(ind + 1, "if _it > MAXIT or len(out) > LIM:", csite)
                 self.emit(ind + 2, f"{LAYOUT.loop_budget}(_it, len(out))", csite)
+                ctx.loops += 1
                 self.block(body, ctx, ind + 1)
+                ctx.loops -= 1
             case ast.Return():
                 self.emit(ind, f"ext(({ctx.pre}, _o, {self.ret}))", site)
                 if ctx.inline_levels == 0 or len(ctx.levels) == 1:
                     self.emit(ind, "return", site)
                 return True
         return False
+
+    def int_bound(self, name: str, py: str, value: ast.Expr, ctx: _Ctx, ind: int,
+                  site: Site) -> None:
+        """R007 after a store whose value may leave the 64-bit range: one comparison, only for
+        integer values computed with `+`, `-`, `*` or `/` (names, queries, literals and `%` of
+        them stay in range, since every store is checked)."""
+        if self.type_of(value, ctx) == "int" and _may_grow(value):
+            self.emit(ind, f"if not {MIN_INT} <= {py} <= {MAX_INT}:", site)
+            self.emit(ind + 1, f"{LAYOUT.overflow}({name!r})", site)
 
     def call(self, s: ast.CallStmt, ctx: _Ctx, ind: int) -> None:
         site = ctx.site(s.span)
@@ -284,7 +306,7 @@ class Codegen:
         self.emit(ind, f"ext(({ctx.pre}, _o, {self.suffix(callee.name, slots)}))", site)
         self.emit(ind, "_nf += 1", site)
         inner = _plus(ctx.depth, 1)
-        if self._inlinable(callee, ctx):
+        if self._inlinable(callee, ctx, ind):
             self.inline(callee, given, slots, ctx, s.span, ind)
             return
         fn = f"P{self.index[callee.qualified]}({', '.join(['_nf', inner] + given)})"
@@ -305,7 +327,7 @@ class Codegen:
         inner = _plus(ctx.depth, 1)
         sub = _Ctx(levels, pre, inner, dict(zip(callee.params, given, strict=True)),
                    {name: "int" for name in callee.params}, frozenset(callee.params),
-                   callee.file, ctx.gen, ctx.inline_levels + 1)
+                   callee.file, ctx.gen, ctx.inline_levels + 1, ctx.loops)
         site = sub.site(callee.node.name_span)
         self.emit(ind, f"{frame} = _nf", site)
         prefix = self.enc.prefix(callee.name, len(callee.params), [frame, inner] + given)
@@ -424,6 +446,43 @@ class Codegen:
                     return f"{fn}({a}, {b}, {len(self.sites) - 1})"
                 return f"({a} {op} {b})"
         raise AssertionError(f"unexpected expression {e!r}")  # pragma: no cover
+
+
+def _nesting(body: ast.Block) -> tuple[int, int]:
+    """(blocks, loops): the deepest nesting of blocks and of `while`s inside a body."""
+    deepest_blocks = deepest_loops = 0
+    stack: list[tuple[ast.Stmt, int, int]] = [(s, 0, 0) for s in body.stmts]
+    while stack:
+        s, blocks, loops = stack.pop()
+        match s:
+            case ast.If(branches=branches, orelse=orelse):
+                inner = [br.body for br in branches] + ([orelse] if orelse is not None else [])
+                for b in inner:
+                    stack += [(t, blocks + 1, loops) for t in b.stmts]
+                deepest_blocks = max(deepest_blocks, blocks + 1)
+            case ast.While(body=b):
+                stack += [(t, blocks + 1, loops + 1) for t in b.stmts]
+                deepest_blocks = max(deepest_blocks, blocks + 1)
+                deepest_loops = max(deepest_loops, loops + 1)
+    return deepest_blocks, deepest_loops
+
+
+def _may_grow(e: ast.Expr) -> bool:
+    """Whether an expression holds an operator whose result can leave the 64-bit range."""
+    stack = [e]
+    while stack:
+        match stack.pop():
+            case ast.Unary(op="-"):
+                return True
+            case ast.Binary(op="+" | "-" | "*" | "/"):
+                return True
+            case ast.Unary(operand=o):
+                stack.append(o)
+            case ast.Binary(left=a, right=b):
+                stack += (a, b)
+            case ast.QueryCall(args=args):
+                stack += args
+    return False
 
 
 def _plus(expr: str, k: int) -> str:

@@ -25,7 +25,8 @@ class Abort(Exception):
     """Raised by the generated code's helpers; the runner turns it into NpiRuntimeError.
 
     `kind` is one of "loop" (iterations, fragments), "depth" (depth, callee), "arg" (callee,
-    index, value), "zero" (site index, operator); `data` holds the values named.
+    index, value), "int" (the local whose new value is outside the 64-bit range), "zero" (site
+    index, operator); `data` holds the values named.
     """
 
     def __init__(self, kind: str, *data: Any) -> None:
@@ -44,6 +45,10 @@ def _too_deep(depth: int, callee: str) -> None:
 
 def _bad_arg(callee: str, index: int, value: Any) -> None:
     raise Abort("arg", callee, index, value)
+
+
+def _overflow(name: str) -> None:
+    raise Abort("int", name)
 
 
 def _div(a: int, b: int, site: int) -> int:
@@ -89,12 +94,13 @@ class Layout:
     loop_budget: str = "_loop_budget"
     too_deep: str = "_too_deep"
     bad_arg: str = "_bad_arg"
+    overflow: str = "_overflow"
     div: str = "_div"
     mod: str = "_mod"
     act_fail: str = "_act_fail"
     functions: dict[str, Callable[..., Any]] = field(default_factory=lambda: {
         "loop_budget": _loop_budget, "too_deep": _too_deep, "bad_arg": _bad_arg,
-        "div": _div, "mod": _mod, "act_fail": _act_fail})
+        "overflow": _overflow, "div": _div, "mod": _mod, "act_fail": _act_fail})
 
     @property
     def helpers(self) -> dict[str, Callable[..., Any]]:

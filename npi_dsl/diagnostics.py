@@ -32,6 +32,7 @@ CODES: dict[str, str] = {
     "E004": "return with a value",
     "E005": "file cannot be read (missing, a directory, binary or not UTF-8)",
     "E006": "nesting too deep or file too large",
+    "E007": "integer literal too large",
     # environment and imports
     "E101": "missing or misplaced env declaration",
     "E102": "unknown environment",
@@ -64,6 +65,7 @@ CODES: dict[str, str] = {
     "E404": "condition is not a boolean",
     "E405": "operand of the wrong type",
     "E406": "constant value is not constant",
+    "E407": "constant expression outside the 64-bit integer range",
     # tasks
     "E501": "task without an entry",
     "E502": "task entry is not a program of the file",
@@ -78,6 +80,7 @@ CODES: dict[str, str] = {
     "R004": "step budget exceeded",
     "R005": "depth budget exceeded",
     "R006": "wrong result",
+    "R007": "integer overflow: a value outside the 64-bit range",
 }
 
 

@@ -2,7 +2,7 @@
 
     NpiError
     ├── npi_dsl.diagnostics.DiagnosticError   a program file with errors (E001-E504)
-    ├── npi_dsl.interpreter.NpiRuntimeError   a reference run failed (R001-R006)
+    ├── npi_dsl.interpreter.NpiRuntimeError   a reference run failed (R001-R007)
     ├── npi_dsl.envs.base.EnvError            an environment refused an action or an input
     ├── npi_dsl.trace.TraceFormatError        a file that is not valid npi-trace/1 (a ValueError)
     ├── npi_dsl.inputs.InputError             a file or stream that cannot be read (a FIFO...)

@@ -49,6 +49,7 @@ from npi_dsl.runtime_errors import (
     division_by_zero,
     exception_failure,
     over_budget,
+    overflow,
     too_deep,
     too_many_steps,
     where,
@@ -350,6 +351,8 @@ class TaskRunner(RunnerBase):
                 f = too_deep(place, data[1], data[0], self.max_depth, path, span)
             elif kind == "arg":
                 f = bad_argument(data[0], data[1], data[2], self.vocab, place, path, span)
+            elif kind == "int":
+                f = overflow(data[0], place, path, span)
             elif kind == "zero":
                 s = b.compiled.sites[data[0]]
                 f = division_by_zero(data[1], place, s.path, s.span)

@@ -33,10 +33,26 @@ KEYWORDS = frozenset(
 #: in seconds, not minutes.
 MAX_FILE_BYTES = 1 * 1024 * 1024
 
-#: Blocks and expressions nested deeper than this are refused (E006): the checker and the
-#: interpreter walk the AST recursively, and no real program comes near it (2,000 nested
-#: blocks are fine).
-MAX_NESTING = 5000
+#: Blocks nested deeper than this are refused (E006). The compiled engine turns each block
+#: into one level of Python indentation, and Python refuses more than 100 levels; 64 leaves
+#: room for the generated function's own levels. No real program comes near it: move inner
+#: blocks into programs of their own.
+MAX_BLOCK_DEPTH = 64
+
+#: `while` loops nested deeper than this in one program are refused (E006): each becomes a
+#: Python `while`, and Python refuses more than 20 statically nested loops in a function.
+MAX_LOOP_DEPTH = 16
+
+#: Expressions nested deeper than this (operators and query calls on the path from the root
+#: of one expression) are refused (E006). The compiled engine parenthesizes every operator,
+#: and Python refuses more than 200 nested parentheses; a 100-term sum is one level short.
+MAX_EXPR_DEPTH = 100
+
+#: The integers of the language are 64-bit: literals past MAX_INT are refused (E007), folded
+#: constants outside [MIN_INT, MAX_INT] too (E407), and a value computed at run time outside
+#: it is the runtime error R007.
+MAX_INT = 2**63 - 1
+MIN_INT = -(2**63)
 
 _TERMINAL_WORDS = {
     "NAME": "a name",
@@ -129,13 +145,9 @@ def parse_text(text: str, path: str = "<input>") -> ast.Module:
         decls = _parser().parse(text)
     except UnexpectedInput as e:
         raise DiagnosticError([_syntax_diagnostic(e, text, path)], {path: text}) from None
-    too_deep = _too_deep(decls)
-    if too_deep is not None:
-        raise DiagnosticError([Diagnostic(
-            path, Span.point(too_deep.line, too_deep.column), "error", "E006",
-            f"nesting too deep: more than {MAX_NESTING} levels of blocks and expressions",
-            "move inner blocks into programs of their own, or split the expression with let")],
-            {path: text})
+    problem = _limits(decls, path)
+    if problem is not None:
+        raise DiagnosticError([problem], {path: text})
     lines = text.count("\n") + 1
     return ast.Module(path, tuple(decls), Span(1, 1, lines, 1))
 
@@ -167,23 +179,50 @@ def _children(node: object) -> tuple[object, ...]:
     return ()
 
 
-_NESTING_NODES = (ast.Block, ast.Unary, ast.Binary, ast.QueryCall)
+_EXPR_NODES = (ast.Unary, ast.Binary, ast.QueryCall)
 
 
-def _too_deep(decls: list[object]) -> Span | None:
-    """The span of the first node (in source order) nested more than MAX_NESTING levels.
-
-    Counts blocks, operators and query calls on the path from the declaration. Iterative, so
-    that it cannot overflow the stack it protects.
+def _limits(decls: list[object], path: str) -> Diagnostic | None:
+    """The diagnostic of the first node (in source order) past a limit of the language:
+    blocks nested more than MAX_BLOCK_DEPTH, loops more than MAX_LOOP_DEPTH, expressions more
+    than MAX_EXPR_DEPTH (E006), an
+    integer literal over MAX_INT (E007). Iterative, so it cannot overflow the stack it
+    protects.
     """
-    stack: list[tuple[object, int]] = [(d, 0) for d in reversed(decls)]
+    stack: list[tuple[object, int, int, int]] = [(d, 0, 0, 0) for d in reversed(decls)]
     while stack:
-        node, depth = stack.pop()
-        if isinstance(node, _NESTING_NODES):
-            depth += 1
-            if depth > MAX_NESTING:
-                return node.span
-        stack.extend((c, depth) for c in reversed(_children(node)))
+        node, blocks, exprs, loops = stack.pop()
+        if isinstance(node, ast.While):
+            loops += 1
+            if loops > MAX_LOOP_DEPTH:
+                return Diagnostic(
+                    path, node.span, "error", "E006",
+                    f"loops nested too deep: more than {MAX_LOOP_DEPTH} `while`s in one program",
+                    "move inner loops into programs of their own")
+        if isinstance(node, ast.Block):
+            blocks += 1
+            if blocks > MAX_BLOCK_DEPTH:
+                return Diagnostic(
+                    path, Span.point(node.span.line, node.span.column), "error", "E006",
+                    f"blocks nested too deep: more than {MAX_BLOCK_DEPTH} levels",
+                    "move inner blocks into programs of their own")
+            exprs = 0
+        elif isinstance(node, _EXPR_NODES):
+            exprs += 1
+            if exprs > MAX_EXPR_DEPTH:
+                return Diagnostic(
+                    path, Span.point(node.span.line, node.span.column), "error", "E006",
+                    f"expression nested too deep: more than {MAX_EXPR_DEPTH} levels of "
+                    "operators and query calls",
+                    "split the expression with let: `let a = ...` then `let b = a + ...`")
+        elif isinstance(node, ast.IntLit) and node.value > MAX_INT:
+            return Diagnostic(
+                path, node.span, "error", "E007",
+                f"integer literal too large: more than {MAX_INT:,} (2^63 - 1)",
+                "npi integers are 64-bit: from -2^63 to 2^63 - 1")
+        elif not isinstance(node, ast.Name | ast.BoolLit | ast.IntLit):
+            exprs = 0  # a statement or declaration: its expressions start at the root
+        stack.extend((c, blocks, exprs, loops) for c in reversed(_children(node)))
     return None
 
 

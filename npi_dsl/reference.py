@@ -30,6 +30,7 @@ from npi_dsl import ast
 from npi_dsl import runtime_errors as rt
 from npi_dsl.checker import Checked, FileInfo, TaskInfo
 from npi_dsl.envs.base import JSON, Environment
+from npi_dsl.parser import MAX_INT, MIN_INT
 from npi_dsl.runner_base import RunnerBase
 from npi_dsl.trace_schema import ACT, dumps, make_step
 
@@ -204,9 +205,9 @@ class ReferenceRunner(RunnerBase):
         me.span = s.span
         match s:
             case ast.Let(name=n, value=v):
-                scopes[-1][n] = self.expr(v, file, scopes)
+                scopes[-1][n] = self._bounded(n, self.expr(v, file, scopes))
             case ast.Assign(name=n, value=v):
-                value = self.expr(v, file, scopes)
+                value = self._bounded(n, self.expr(v, file, scopes))
                 for sc in reversed(scopes):
                     if n in sc:
                         sc[n] = value
@@ -234,6 +235,12 @@ class ReferenceRunner(RunnerBase):
                 raise _Return()
             case ast.CallStmt(name=n, args=args):
                 self.call(s, n, args, file, scopes, me)
+
+    def _bounded(self, name: str, value: Any) -> Any:
+        """`value`, or R007 when it is an integer outside the 64-bit range."""
+        if not isinstance(value, bool) and not MIN_INT <= value <= MAX_INT:
+            raise _Stop(rt.overflow(name, *self._here()))
+        return value
 
     def call(self, s: ast.CallStmt, name: str, args: tuple[ast.Expr, ...], file: FileInfo,
              scopes: list[dict[str, Any]], me: _Frame) -> None:

@@ -1,4 +1,4 @@
-"""Runtime errors of symbolic execution (codes R001-R006), shared by both engines.
+"""Runtime errors of symbolic execution (codes R001-R007), shared by both engines.
 
 `NpiRuntimeError` is what every run raises on a runtime error, a budget exceeded or a wrong
 result; the functions below word each kind of failure once, so that the compiled engine
@@ -53,7 +53,7 @@ class StackEntry:
 class NpiRuntimeError(NpiError):
     """A run of a reference program went wrong: a runtime error, a budget, a wrong result.
 
-    `diagnostic` locates it in the `.npi` source (codes R001-R006); `call_stack` lists the
+    `diagnostic` locates it in the `.npi` source (codes R001-R007); `call_stack` lists the
     frames at the moment of the error, outermost first (empty for a wrong result).
     `steps` holds the steps executed before the error as dicts when the run was short
     (None otherwise); for a wrong result (R006), `record` is the whole trace record.
@@ -146,10 +146,18 @@ def too_deep(place: str, callee: str, depth: int, max_depth: int, path: str,
 def bad_argument(callee: str, index: int, value: Any, vocab: Vocabulary, place: str,
                  path: str, span: ast.Span) -> Failure:
     """R002: argument `index` (from 0) of a call is outside [0, arg_range)."""
-    return Failure("R002", f"argument {index + 1} of {callee} is {value}, outside "
+    return Failure("R002", f"argument {index + 1} of {callee} is {short(value)}, outside "
                    f"[0, {vocab.arg_range}) (in {place})",
                    f"NPI arguments are integers from 0 to {vocab.arg_range - 1} "
                    f"(env {vocab.env} arg_range)", path, span)
+
+
+def overflow(name: str, place: str, path: str, span: ast.Span) -> Failure:
+    """R007: a store makes `name` an integer outside the language's 64-bit range."""
+    return Failure("R007", f"integer overflow: the new value of `{name}` is outside the 64-bit "
+                   f"range -2^63 .. 2^63 - 1 (in {place})",
+                   "npi integers are 64-bit; a value that keeps growing (`x = x * x` in a "
+                   "loop) overflows", path, span)
 
 
 def division_by_zero(op: str | None, place: str, path: str, span: ast.Span) -> Failure:
@@ -166,6 +174,12 @@ def exception_failure(exc: BaseException, place: str, path: str, span: ast.Span)
         return Failure("R003", f"environment error in {place}: {exc}", None, path, span)
     if isinstance(exc, ZeroDivisionError):
         return division_by_zero(None, place, path, span)
+    if isinstance(exc, ValueError) and "integer string conversion" in str(exc):
+        # an environment formatting a huge argument (one computed within an expression)
+        return Failure("R003", f"environment error in {place}: an argument of a query or "
+                       "action is an integer too large to show (over 4,300 digits)",
+                       "npi integers are 64-bit: keep the values of expressions in range",
+                       path, span)
     if isinstance(exc, RecursionError):
         return Failure("R005", f"Python recursion limit reached (in {place})", None, path,
                        span)
@@ -190,7 +204,10 @@ def wrong_result(task: TaskInfo, value: JSON, result: JSON, expected: JSON,
 
 def short(value: JSON, limit: int = 80) -> str:
     """A value's JSON text, shortened in the middle past `limit` characters."""
-    text = _dumps(value)
+    try:
+        text = _dumps(value)
+    except ValueError:  # an integer past Python's limit on digits converted to text
+        text = "an integer too large to show"
     if len(text) > limit:
         return f"{text[: limit // 2]}...{text[-limit // 4:]} ({len(text):,} characters)"
     return text

@@ -23,6 +23,11 @@ from npi_dsl.errors import NpiError
 
 JSON = Any
 
+#: The largest value of an environment setting (`env NAME(arg_range = ...)`): the compiled
+#: engine builds a table of arg_range entries for each call site with a computed argument,
+#: and NPI encodes each argument as one of arg_range values (E103 past it).
+MAX_SETTING = 1000
+
 
 class EnvError(NpiError):
     """A runtime error of the environment (a pointer moved off the pad, a bad value...).
@@ -117,6 +122,11 @@ class Environment(ABC):
             if type(value) is not int:
                 raise EnvError(
                     f"configuration {key} of env {cls.name} must be an integer, got {value!r}"
+                )
+            if value > MAX_SETTING:
+                raise EnvError(
+                    f"configuration {key} of env {cls.name} must be at most {MAX_SETTING:,}, "
+                    f"got {value:,}"
                 )
         resolved = {**cls.config_defaults, **config}
         if resolved.get("arg_range", cls.MIN_ARG_RANGE) < cls.MIN_ARG_RANGE:

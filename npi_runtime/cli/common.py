@@ -26,8 +26,9 @@ from npi_dsl.checker import Checked, TaskInfo, check_file
 from npi_dsl.diagnostics import Diagnostic, DiagnosticError
 from npi_dsl.errors import NpiError
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# emoji=False: `:x:` in a printed source line stays `:x:` (markup is off at each print)
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -10,7 +10,7 @@ from lark import Lark, Token, Tree
 
 from npi_dsl import ast
 from npi_dsl.diagnostics import DiagnosticError
-from npi_dsl.parser import KEYWORDS, MAX_NESTING, grammar_text, parse_file, parse_text
+from npi_dsl.parser import KEYWORDS, MAX_BLOCK_DEPTH, grammar_text, parse_file, parse_text
 from npi_dsl.transform import ToAst
 
 HERE = Path(__file__).parent
@@ -394,18 +394,19 @@ def _nested_blocks(n: int) -> str:
             + "MOVE(in1, LEFT)\n" + "}\n" * n + "}\n")
 
 
-def test_two_thousand_nested_blocks_parse() -> None:
-    module = parse_text(_nested_blocks(2000))
-    assert isinstance(module.decls[-1], ast.Program)
+def test_two_thousand_nested_blocks_are_e006_not_a_recursion_error() -> None:
+    with pytest.raises(DiagnosticError) as e:
+        parse_text(_nested_blocks(2000))
+    assert e.value.diagnostics[0].code == "E006"
 
 
 def test_nesting_at_the_limit_parses_and_one_more_is_e006() -> None:
-    # the program's block is level 1, so MAX_NESTING - 1 nested ifs reach the limit
-    parse_text(_nested_blocks(MAX_NESTING - 1))
+    # the program's block is level 1, so MAX_BLOCK_DEPTH - 1 nested ifs reach the limit
+    parse_text(_nested_blocks(MAX_BLOCK_DEPTH - 1))
     with pytest.raises(DiagnosticError) as e:
-        parse_text(_nested_blocks(MAX_NESTING), "t.npi")
+        parse_text(_nested_blocks(MAX_BLOCK_DEPTH), "t.npi")
     (d,) = e.value.diagnostics
-    assert (d.code, d.span.line, d.span.column) == ("E006", 3 + MAX_NESTING, 9)
+    assert (d.code, d.span.line, d.span.column) == ("E006", 3 + MAX_BLOCK_DEPTH, 9)
 
 
 def test_deep_expressions_are_e006_not_a_recursion_error() -> None:

@@ -1,8 +1,8 @@
 """Whatever the input, checking ends quickly with diagnostics: no traceback, no hang.
 
 The limits are decisions written down in docs/language.md: files over 1 MiB are refused
-(E006) without being parsed; blocks and expressions nested deeper than 5,000 levels are
-refused (E006); 2,000 nested blocks are an ordinary program.
+(E006) without being parsed; blocks nested deeper than 64 levels and expressions deeper than
+100 are refused (E006), quickly and without a RecursionError.
 """
 
 from __future__ import annotations
@@ -15,7 +15,13 @@ import pytest
 
 from npi_dsl.checker import check_file
 from npi_dsl.diagnostics import Diagnostic, DiagnosticError
-from npi_dsl.parser import MAX_FILE_BYTES, read_source
+from npi_dsl.parser import (
+    MAX_BLOCK_DEPTH,
+    MAX_EXPR_DEPTH,
+    MAX_FILE_BYTES,
+    MAX_LOOP_DEPTH,
+    read_source,
+)
 
 
 def _codes(path: Path) -> list[tuple[str, int, int]]:
@@ -93,30 +99,35 @@ def test_a_file_just_under_the_limit_is_read(tmp_path: Path) -> None:
     assert read_source(p).startswith("env scratchpad")
 
 
-def _nested(n: int, cond: str = "read(in1) != BLANK") -> str:
+def _nested(n: int, cond: str = "read(in1) != BLANK", keyword: str = "while") -> str:
     return ("env scratchpad\ntask t { entry P() }\nprogram P() {\n"
-            + f"while {cond} {{\n" * n + "MOVE(in1, LEFT)\n" + "}\n" * n + "}\n")
+            + f"{keyword} {cond} {{\n" * n + "MOVE(in1, LEFT)\n" + "}\n" * n + "}\n")
 
 
-def test_two_thousand_nested_blocks_check_clean_and_fast(tmp_path: Path) -> None:
-    p = _write(tmp_path, _nested(2000))
-    start = time.perf_counter()
+def test_blocks_at_the_limit_check_clean(tmp_path: Path) -> None:
+    # the program's block is level 1: 63 nested ifs reach the limit of 64
+    p = _write(tmp_path, _nested(MAX_BLOCK_DEPTH - 1, keyword="if"))
     assert _codes(p) == []
-    assert time.perf_counter() - start < 10.0
+    p = _write(tmp_path, _nested(MAX_LOOP_DEPTH))
+    assert _codes(p) == []
 
 
-def test_six_thousand_nested_blocks_are_e006(tmp_path: Path) -> None:
+def test_six_thousand_nested_blocks_are_e006_quickly(tmp_path: Path) -> None:
     p = _write(tmp_path, _nested(6000))
-    (code, line, col), = _codes(p)
-    # level 5001 is the query in the condition of the while on line 5002
-    assert (code, line, col) == ("E006", 5002, 7)
-    p = _write(tmp_path, _nested(6000, "true"))
-    assert _codes(p) == [("E006", 5003, 12)]  # the `{` of the 5000th while
+    start = time.perf_counter()
+    # the 17th while is past the loop limit
+    assert _codes(p) == [("E006", 3 + MAX_LOOP_DEPTH + 1, 1)]
+    assert time.perf_counter() - start < 10.0
+    p = _write(tmp_path, _nested(6000, "true", "if"))
+    # level 65 is the block of the 64th if, on line 3 + 64
+    assert _codes(p) == [("E006", 3 + MAX_BLOCK_DEPTH, 9)]
 
 
 def test_deep_expressions_are_e006(tmp_path: Path) -> None:
     p = _write(tmp_path, "env scratchpad\nconst X = " + "-" * 6000 + "1\n")
-    assert _codes(p) == [("E006", 2, 11 + 5000)]
+    assert _codes(p) == [("E006", 2, 11 + MAX_EXPR_DEPTH)]
+    p = _write(tmp_path, "env scratchpad\nconst X = " + "-" * MAX_EXPR_DEPTH + "1\n")
+    assert _codes(p) == []
 
 
 def test_deep_parentheses_are_not_nesting(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ def test_codes_are_registered_and_documented() -> None:
     from pathlib import Path
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "tasks.md").read_text()
-    for code in ("R001", "R002", "R003", "R004", "R005", "R006"):
+    for code in ("R001", "R002", "R003", "R004", "R005", "R006", "R007"):
         assert code in CODES
         assert f"| {code} |" in doc
 
