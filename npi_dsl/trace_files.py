@@ -132,7 +132,7 @@ class TraceWriter:
         except BaseException:
             self.abort()
             raise
-        _fsync_directory(os.path.dirname(os.path.abspath(self.path)))
+        fsync_directory(os.path.dirname(os.path.abspath(self.path)))
 
     def abort(self) -> None:
         """Discard what was written; an existing destination is left untouched."""
@@ -165,7 +165,9 @@ class TraceWriter:
             self.abort()
 
 
-def _fsync_directory(directory: str) -> None:
+def fsync_directory(directory: str | os.PathLike[str]) -> None:
+    """Make a rename in `directory` durable (best effort: a directory that cannot be opened
+    or synced, as on some file systems, is passed over)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:

@@ -49,6 +49,7 @@ from safetensors.torch import save as st_save
 
 from npi_dsl.errors import NpiError
 from npi_dsl.trace import ACT
+from npi_dsl.trace_files import fsync_directory
 from npi_runtime.encoders import encoder_from_description
 from npi_runtime.model import NPI, NPIConfig
 
@@ -99,16 +100,7 @@ def _tmp_name(path: Path) -> Path:
 
 def fsync_dir(path: Path) -> None:
     fault_point(f"fsync {Path(path).name}/")
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fsync_directory(path)
 
 
 def _write_synced(path: Path, data: bytes) -> None:
