@@ -60,10 +60,10 @@ class TraceWriter:
         if self.path == "-":
             self._closed = False
             return
-        directory, base = os.path.split(os.path.abspath(self.path))
+        remove_stale_temporaries(self.path)
         fd = -1
         for _ in range(100):
-            tmp = os.path.join(directory, f".{base}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+            tmp = temporary_name(self.path)
             try:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             except FileExistsError:
@@ -163,6 +163,50 @@ class TraceWriter:
     def __del__(self) -> None:  # an unclosed writer never leaves its temporary file behind
         if not getattr(self, "_closed", True):
             self.abort()
+
+
+def temporary_name(path: str | os.PathLike[str]) -> str:
+    """`.NAME.PID.HEX.tmp` beside `path`: where a file is written before it is renamed over
+    `path` (hidden, and naming the process, so that `remove_stale_temporaries` knows it)."""
+    directory, base = os.path.split(os.path.abspath(path))
+    return os.path.join(directory, f".{base}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> int:
+    """Remove the temporary files of `path` (`temporary_name`) that a process no longer
+    running left behind, killed inside a write; returns how many. A temporary of a live
+    process (another writer of the same file) is left alone."""
+    directory, base = os.path.split(os.path.abspath(path))
+    prefix = f".{base}."
+    try:
+        names = os.listdir(directory or ".")
+    except OSError:
+        return 0
+    removed = 0
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(".tmp")):
+            continue
+        pid, _, token = name[len(prefix):-len(".tmp")].partition(".")
+        if not (pid.isdigit() and len(token) == 8) or _alive(int(pid)):
+            continue
+        try:
+            os.unlink(os.path.join(directory, name))
+            removed += 1
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, owned by someone else
+        return True
+    return True
 
 
 def fsync_directory(directory: str | os.PathLike[str]) -> None:

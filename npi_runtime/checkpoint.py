@@ -35,7 +35,6 @@ import json
 import math
 import os
 import re
-import secrets
 import shutil
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
@@ -49,7 +48,7 @@ from safetensors.torch import save as st_save
 
 from npi_dsl.errors import NpiError
 from npi_dsl.trace import ACT
-from npi_dsl.trace_files import fsync_directory
+from npi_dsl.trace_files import fsync_directory, remove_stale_temporaries, temporary_name
 from npi_runtime.encoders import encoder_from_description
 from npi_runtime.model import NPI, NPIConfig
 
@@ -95,7 +94,7 @@ def fault_point(label: str) -> None:
 
 
 def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    return Path(temporary_name(path))
 
 
 def fsync_dir(path: Path) -> None:
@@ -115,9 +114,11 @@ def _write_synced(path: Path, data: bytes) -> None:
 def write_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` through a temporary file in the same directory and a rename.
 
-    An error removes the temporary file; a kill leaves it, and the next `npi train` of the
-    run directory removes it (`.NAME.PID.HEX.tmp`)."""
+    An error removes the temporary file; a kill leaves it (`.NAME.PID.HEX.tmp`), and the next
+    write of the same path removes it (`remove_stale_temporaries`), as does the next `npi
+    train` of the run directory."""
     path = Path(path)
+    remove_stale_temporaries(path)
     tmp = _tmp_name(path)
     try:
         _write_synced(tmp, data)

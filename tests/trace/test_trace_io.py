@@ -281,3 +281,25 @@ def test_make_record_and_source_hash():
     )
     assert tuple(rec) == RECORD_KEYS and rec["env"] == env_header(vocabulary("scratchpad"))
     assert rec["programs"] == ["f.A"]
+
+
+def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path):
+    """A write killed before its rename leaves `.NAME.PID.HEX.tmp`; the next writer of the
+    same path removes it (its process is gone), and leaves a live writer's alone."""
+    import subprocess
+    import sys
+
+    from npi_dsl.trace_files import remove_stale_temporaries
+
+    path = tmp_path / "t.jsonl"
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    stale = tmp_path / f".t.jsonl.{gone.stdout.strip()}.0badc0de.tmp"
+    stale.write_bytes(b"half a trace")
+    live = tmp_path / f".t.jsonl.{os.getpid()}.0123abcd.tmp"
+    live.write_bytes(b"")
+    other = tmp_path / ".u.jsonl.1.0badc0de.tmp"  # another file's
+    other.write_bytes(b"")
+    write_traces(path, [])
+    assert not stale.exists() and live.exists() and other.exists()
+    assert remove_stale_temporaries(path) == 0
