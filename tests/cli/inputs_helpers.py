@@ -107,3 +107,22 @@ def corrupt_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         path.write_text(text)
         out[name] = (path, message)
     return out
+
+
+#: a task whose reference result is wrong (no carry): R006, exit 1
+WRONG = """env scratchpad
+
+task add {
+    entry ADD()
+    expect sum
+}
+
+program ADD() {
+    while read(in1) != BLANK or read(in2) != BLANK {
+        WRITE(out, (digit(in1) + digit(in2)) % 10)
+        MOVE(in1, LEFT)
+        MOVE(in2, LEFT)
+        MOVE(out, LEFT)
+    }
+}
+"""

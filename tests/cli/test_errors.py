@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+from inputs_helpers import ADDITION, WRONG
 from typer.testing import CliRunner
 
 from npi_dsl.bundled import program_path
@@ -21,25 +22,6 @@ from npi_dsl.trace import TraceFormatError
 from npi_runtime.checkpoint import CheckpointError
 from npi_runtime.cli import app
 from npi_runtime.data import TraceError
-
-ADDITION = str(program_path("addition"))
-
-WRONG = """env scratchpad
-
-task add {
-    entry ADD()
-    expect sum
-}
-
-program ADD() {
-    while read(in1) != BLANK or read(in2) != BLANK {
-        WRITE(out, (digit(in1) + digit(in2)) % 10)
-        MOVE(in1, LEFT)
-        MOVE(in2, LEFT)
-        MOVE(out, LEFT)
-    }
-}
-"""
 
 
 def npi(*args: str):

@@ -6,28 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from inputs_helpers import ADDITION, corrupt_files, good_records, mismatched_file, write_records
+from inputs_helpers import (
+    ADDITION,
+    WRONG,
+    corrupt_files,
+    good_records,
+    mismatched_file,
+    write_records,
+)
 from typer.testing import CliRunner
 
 from npi_runtime.cli import app
-
-#: a program whose result is wrong (no carry)
-WRONG = """env scratchpad
-
-task add {
-    entry ADD()
-    expect sum
-}
-
-program ADD() {
-    while read(in1) != BLANK or read(in2) != BLANK {
-        WRITE(out, (digit(in1) + digit(in2)) % 10)
-        MOVE(in1, LEFT)
-        MOVE(in2, LEFT)
-        MOVE(out, LEFT)
-    }
-}
-"""
 
 BROKEN = "env scratchpad\n\nprogram P() {\n    NOPE()\n}\n"
 
