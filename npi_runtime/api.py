@@ -16,6 +16,7 @@ reference program failed), `EnvError` (an input the environment refuses).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -147,9 +148,6 @@ def base_manifest(checked: Checked, model: NPI, task: str, records: Sequence[dic
 
 def traces_hash(records: Sequence[dict]) -> str:
     """The SHA-256 of trace records (their canonical JSON): what a run was trained on."""
-    import hashlib
-    import json
-
     h = hashlib.sha256()
     for rec in records:
         h.update(json.dumps(rec, sort_keys=True, separators=(",", ":")).encode())
