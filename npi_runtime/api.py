@@ -34,7 +34,7 @@ from npi_runtime.encoders import make_encoder
 from npi_runtime.executor import NeuralExecutor, Outcome
 from npi_runtime.model import NPI, NPIConfig
 from npi_runtime.train import TrainConfig, Trainer
-from npi_runtime.verify import VerifyReport
+from npi_runtime.verify import VerifyReport, verify_sets
 from npi_runtime.verify import verify as _verify
 
 __all__ = [
@@ -437,15 +437,19 @@ def run_network(model: NPI, checked: Checked, inputs: Sequence[Any], task: str |
     return out
 
 
-def verify(model: NPI | str | Path, checked: Checked, lengths: Sequence[int], count: int,
-           seed: int = 0, task: str | None = None, *, keep_outputs: bool = False,
+def verify(model: NPI | str | Path, checked: Checked, lengths: Sequence[int] | None,
+           count: int, seed: int = 0, task: str | None = None, *, keep_outputs: bool = False,
            progress: Callable[[Any], None] | None = None, threads: int = 1,
            engine: str = "compiled") -> VerifyReport:
-    """Compare the network with the reference at each length (see npi_runtime.verify);
-    `threads` > 1 runs big batches of the network on that many cores; `engine` runs the
-    reference traces as for `task_runner`."""
+    """Compare the network with the reference at each length (see npi_runtime.verify), or,
+    with `lengths` None, on the environment's verification sets (the camera: every start
+    pose of `count` seen and `count` unseen cars); `threads` > 1 runs big batches of the
+    network on that many cores; `engine` runs the reference traces as for `task_runner`."""
     if not isinstance(model, NPI):
         model = load_model(model, checked)
     runner = task_runner(checked, task, engine=engine)
+    if lengths is None:
+        return verify_sets(model, runner, count, seed, keep_outputs=keep_outputs,
+                           progress=progress, threads=threads)
     return _verify(model, runner, lengths, count, seed, keep_outputs=keep_outputs,
                    progress=progress, threads=threads)

@@ -363,9 +363,17 @@ def validate_manifest(manifest: Any, where: Path) -> dict:
             raise _bad(where, f"environment {name!r} has no encoder")
         enc = env["encoder"]
         slots = enc.get("slots")
-        if enc.get("kind") != "symbol":
+        if enc.get("kind") not in ("symbol", "image"):
             raise _bad(where, f"environment {name!r}: unknown encoder kind {enc.get('kind')!r}")
-        if not (isinstance(slots, list) and 0 < len(slots) <= 4096):
+        if enc["kind"] == "image" and not (
+                isinstance(enc.get("image_shape"), list) and len(enc["image_shape"]) == 3
+                and all(_int_in(x, 1, 1024) for x in enc["image_shape"])
+                and isinstance(enc.get("env"), str) and isinstance(enc.get("image_name"), str)
+                and _int_in(enc.get("image_slot"), 0, 4096)):
+            raise _bad(where, f"environment {name!r}: the image encoder's 'env', "
+                       "'image_name', 'image_slot' or 'image_shape' is malformed")
+        if not (isinstance(slots, list) and len(slots) <= 4096
+                and (slots or enc["kind"] == "image")):
             raise _bad(where, f"environment {name!r}: encoder 'slots' is not a list")
         for key, hi in (("arg_range", 100_000), ("hidden", _MAX_DIM),
                         ("state_dim", _MAX_DIM), ("layers", 16)):

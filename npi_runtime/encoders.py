@@ -15,8 +15,8 @@ default) is run in torch at every step of the executor.
 
 Symbol observations are one-hot encoded; a linear layer over concatenated one-hots is a sum of
 embedding rows, which is how `SymbolEncoder` computes it (one gather and one sum instead of a
-wide sparse matmul). An environment with an image slot (the camera, a later issue) registers its
-own encoder class, e.g. a CNN over the image concatenated with the symbol slots' embedding.
+wide sparse matmul). An environment with an image slot (the camera) gets `ImageEncoder`
+(npi_runtime.image_encoder), a CNN over the image beside the symbol slots' embedding.
 """
 
 from __future__ import annotations
@@ -164,12 +164,23 @@ def _symbol_factory(slots: Sequence[ObsSlot], arg_range: int, hidden: int, state
 
 def make_encoder(env_name: str, slots: Sequence[ObsSlot], arg_range: int, hidden: int,
                  state_dim: int, layers: int = 2) -> Encoder:
-    """The encoder for `env_name` (symbol environments share `SymbolEncoder`)."""
-    factory = _FACTORIES.get(env_name, _symbol_factory)
-    return factory(slots, arg_range, hidden, state_dim, layers)
+    """The encoder for `env_name`: a registered factory, else `ImageEncoder` when a slot is an
+    image (npi_runtime.image_encoder), else `SymbolEncoder`."""
+    factory = _FACTORIES.get(env_name)
+    if factory is not None:
+        return factory(slots, arg_range, hidden, state_dim, layers)
+    if any(s.kind == "image" for s in slots):
+        from npi_runtime.image_encoder import image_factory
+
+        return image_factory(env_name, slots, arg_range, hidden, state_dim, layers)
+    return _symbol_factory(slots, arg_range, hidden, state_dim, layers)
 
 
 def encoder_from_description(desc: dict) -> Encoder:
+    if desc.get("kind") == "image":
+        from npi_runtime.image_encoder import ImageEncoder
+
+        return ImageEncoder.from_description(desc)
     if desc.get("kind") != "symbol":
         raise ValueError(f"unknown encoder kind {desc.get('kind')!r}")
     return SymbolEncoder(desc["slots"], desc["arg_range"], desc["hidden"], desc["state_dim"],

@@ -37,6 +37,9 @@ DEFAULT_BATCH = 64
 
 @dataclass
 class LengthReport:
+    """The comparison over one length's inputs, or over one named input set (`group`: the
+    camera's seen and unseen cars, every start pose each; `length` is then 0)."""
+
     length: int
     count: int
     result_exact: float
@@ -45,11 +48,24 @@ class LengthReport:
     failures: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     outputs: list[dict] = field(default_factory=list)  # every input with the network's result
+    group: str | None = None
+    #: per grid cell (`Environment.verification_grid`, e.g. the start pose "azimuth,elevation"):
+    #: [inputs, inputs whose result and trace are both exact]
+    cells: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.group if self.group is not None else str(self.length)
 
     def to_json(self) -> dict:
-        return {"length": self.length, "count": self.count, "result_exact": self.result_exact,
-                "trace_exact": self.trace_exact, "step_accuracy": self.step_accuracy,
-                "failures": self.failures}
+        d = {"length": self.length, "count": self.count, "result_exact": self.result_exact,
+             "trace_exact": self.trace_exact, "step_accuracy": self.step_accuracy,
+             "failures": self.failures}
+        if self.group is not None:
+            d["group"] = self.group
+        if self.cells:
+            d["cells"] = self.cells
+        return d
 
 
 @dataclass
@@ -98,9 +114,11 @@ def teacher_forced_accuracy(model: NPI, records: Sequence[dict], env_name: str,
 def evaluate_inputs(model: NPI, runner: TaskRunner, length: int,
                     inputs: Sequence[tuple[int | None, Any]], *, batch: int = DEFAULT_BATCH,
                     keep_outputs: bool = False, max_failures: int = 50,
-                    threads: int = 1) -> LengthReport:
+                    threads: int = 1, group: str | None = None) -> LengthReport:
     """Run the reference and the network on `inputs` ((seed, normalised input) pairs)."""
     t0 = time.perf_counter()
+    grid = runner.env.verification_grid
+    cells: dict[str, list[int]] = {}
     env_name = runner.checked.env_name
     entry = runner.task.entry
     entry_args = runner.task.entry_args
@@ -134,10 +152,17 @@ def evaluate_inputs(model: NPI, runner: TaskRunner, length: int,
             same = o.divergence is None
             result_ok += good
             trace_ok += same
+            if grid is not None:
+                cell = cells.setdefault(",".join(str(value[k]) for k in grid), [0, 0])
+                cell[0] += 1
+                cell[1] += good and same
             if keep_outputs:
-                outputs.append({"length": length, "seed": seed, "input": value,
-                                "result": result, "expected": expected, "correct": good,
-                                "status": o.status})
+                output = {"length": length, "seed": seed, "input": value, "result": result,
+                          "expected": expected, "correct": good, "status": o.status}
+                if group is not None:
+                    output["group"] = group
+                    output["trace_exact"] = same
+                outputs.append(output)
             if (not good or not same) and len(failures) < max_failures:
                 fail = {"input": value, "result": result, "expected": expected,
                         "divergence": o.divergence}
@@ -151,7 +176,8 @@ def evaluate_inputs(model: NPI, runner: TaskRunner, length: int,
         result_exact=result_ok / n if n else 0.0,
         trace_exact=trace_ok / n if n else 0.0,
         step_accuracy=right / steps if steps else 0.0,
-        failures=failures, seconds=time.perf_counter() - t0, outputs=outputs,
+        failures=failures, seconds=time.perf_counter() - t0, outputs=outputs, group=group,
+        cells=dict(sorted(cells.items(), key=lambda kv: [int(x) for x in kv[0].split(",")])),
     )
 
 
@@ -179,6 +205,81 @@ def verify(model: NPI, runner: TaskRunner, lengths: Sequence[int], count: int, s
     return VerifyReport(task=runner.task.name, lengths=reports)
 
 
+def verify_sets(model: NPI, runner: TaskRunner, count: int, seed: int, *,
+                batch: int = DEFAULT_BATCH, keep_outputs: bool = False,
+                progress: Callable[[LengthReport], None] | None = None,
+                threads: int = 1) -> VerifyReport:
+    """Closed-loop comparison on the environment's named input sets
+    (`Environment.verification_sets`: for the camera, every start pose of `count` seen and
+    `count` unseen cars under random lighting), one report per set."""
+    sets = runner.env.verification_sets(count, seed)
+    if sets is None:
+        raise ValueError(f"env {runner.checked.env_name} has no verification sets: give "
+                         "lengths instead")
+    reports = []
+    for name, values in sets.items():
+        inputs = [(None, runner.parse_input(v)) for v in values]
+        rep = evaluate_inputs(model, runner, 0, inputs, batch=batch, keep_outputs=keep_outputs,
+                              threads=threads, group=name)
+        reports.append(rep)
+        if progress is not None:
+            progress(rep)
+    return VerifyReport(task=runner.task.name, lengths=reports)
+
+
+def _figure_png(fig: Any, path: Path) -> None:
+    """Write a matplotlib figure to `path` as a PNG, atomically (a kill leaves the old image,
+    never half a new one), and close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from npi_runtime.checkpoint import write_atomic
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(Path(path), buf.getvalue())
+
+
+def plot_cells(report: VerifyReport, path: Path, axes: Sequence[str],
+               title: str | None = None) -> None:
+    """Per-sequence accuracy on a grid of cells (the camera's azimuth x elevation start poses),
+    one panel per input set (seen, unseen cars), as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    panels = [r for r in report.lengths if r.cells]
+    fig, axs = plt.subplots(1, max(len(panels), 1), figsize=(4.6 * max(len(panels), 1), 3.6),
+                            dpi=120, squeeze=False)
+    for ax, r in zip(axs[0], panels, strict=False):
+        keys = [tuple(int(x) for x in k.split(",")) for k in r.cells]
+        xs = sorted({k[0] for k in keys})
+        ys = sorted({k[1] for k in keys})
+        grid = np.full((len(ys), len(xs)), np.nan)
+        for k, (n, right) in zip(keys, r.cells.values(), strict=True):
+            grid[ys.index(k[1]), xs.index(k[0])] = 100.0 * right / n
+        im = ax.imshow(grid, origin="lower", vmin=0, vmax=100, cmap="viridis", aspect="auto")
+        for (yi, xi), v in np.ndenumerate(grid):
+            if not np.isnan(v):
+                ax.text(xi, yi, f"{v:.0f}", ha="center", va="center", fontsize=7,
+                        color="white" if v < 60 else "black")
+        ax.set_xticks(range(len(xs)), [str(x) for x in xs], fontsize=7)
+        ax.set_yticks(range(len(ys)), [str(y) for y in ys], fontsize=7)
+        ax.set_xlabel(axes[0])
+        ax.set_ylabel(axes[1])
+        exact = sum(c[1] for c in r.cells.values()) / max(sum(c[0] for c in r.cells.values()), 1)
+        ax.set_title(f"{r.label}: {100 * exact:.2f}% of {r.count}", fontsize=9)
+        fig.colorbar(im, ax=ax, label="per-sequence accuracy (%)")
+    fig.suptitle(title or f"NPI per start cell: task {report.task}", fontsize=10)
+    fig.tight_layout()
+    _figure_png(fig, path)
+
+
 def plot_report(report: VerifyReport, path: Path, title: str | None = None,
                 trained: tuple[int, int] | None = None) -> None:
     """Accuracy against length (log scale), in the style of the paper's generalisation plots,
@@ -203,14 +304,6 @@ def plot_report(report: VerifyReport, path: Path, title: str | None = None,
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower left")
     fig.tight_layout()
-    import io
-
-    from npi_runtime.checkpoint import write_atomic
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(Path(path), buf.getvalue())  # a kill leaves the old image, never half a new
+    _figure_png(fig, path)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -151,6 +151,15 @@ class Environment(ABC):
     def parse_input(self, value: JSON) -> JSON:
         """Validate and normalise a user-given input; raise EnvError with a clear message."""
 
+    #: input fields whose values place an input on a grid of cells (the camera's start pose:
+    #: ("azimuth", "elevation")); `npi verify` then reports and plots accuracy per cell
+    verification_grid: ClassVar[tuple[str, ...] | None] = None
+
+    def verification_sets(self, count: int, seed: int) -> Mapping[str, list[JSON]] | None:
+        """Named input sets `npi verify` checks when no lengths are given (the camera: every
+        start pose of `count` seen and `count` unseen cars), or None: verify by length."""
+        return None
+
     def input_length(self, value: JSON) -> int:
         """The length of a normalised input (what `--length` means for this environment)."""
         return len(value)
@@ -199,6 +208,13 @@ class Environment(ABC):
     @abstractmethod
     def render(self) -> str:
         """A text picture of the state for the terminal (pointers marked)."""
+
+    @classmethod
+    def render_images(cls, slot: str, keys: Sequence[int], shape: tuple[int, ...]) -> Any:
+        """The pictures of image slot `slot` for its values `keys` (frame keys: observations
+        and traces hold keys, never pixels): a uint8 numpy array [len(keys), *shape].
+        Environments with an image slot implement it; the encoder calls it."""
+        raise EnvError(f"env {cls.name} has no image observations (slot {slot!r})")
 
     @abstractmethod
     def snapshot(self) -> Any:

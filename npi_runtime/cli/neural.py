@@ -205,12 +205,13 @@ def _print_verify_table(report: Any, title: str) -> None:
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
-    for col in ("length", "inputs", "result exact", "trace exact", "step accuracy",
-                "failures", "seconds"):
+    grouped = any(r.group is not None for r in report.lengths)
+    for col in ("set" if grouped else "length", "inputs", "result exact", "trace exact",
+                "step accuracy", "failures", "seconds"):
         table.add_column(col, justify="right")
     for r in report.lengths:
         style = "green" if r.result_exact == 1.0 else "red"
-        table.add_row(str(r.length), str(r.count), f"[{style}]{r.result_exact:.3f}[/]",
+        table.add_row(r.label, str(r.count), f"[{style}]{r.result_exact:.3f}[/]",
                       f"{r.trace_exact:.3f}", f"{r.step_accuracy:.5f}", str(len(r.failures)),
                       f"{r.seconds:.1f}")
     out.print(table)
@@ -220,7 +221,8 @@ def _print_verify_table(report: Any, title: str) -> None:
             where = (f"step {d.get('step')} in {' > '.join(d.get('stack', []))}, obs "
                      f"{d.get('obs')}: expected {_decision(d.get('expected'))}, chose "
                      f"{_decision(d.get('chosen'))}") if d else f.get("message", "")
-            out.print(f"  length {r.length}: {_short(f['input'])} -> {_short(f['result'])} "
+            out.print(f"  {'set' if grouped else 'length'} {r.label}: {_short(f['input'])} -> "
+                      f"{_short(f['result'])} "
                       f"(expected {_short(f['expected'])}); first divergence: {where}",
                       markup=False, highlight=False)
 
@@ -243,10 +245,13 @@ def verify(
     run_dir: Annotated[Path, typer.Argument(help="A run directory made by npi train.",
                                             exists=True, file_okay=False, show_default=False)],
     file: _FILE,
-    lengths: Annotated[str, typer.Option(
-        "--lengths", "-l", help="Input lengths: A..B or a comma list such as 10,100,1000.",
-        callback=check_lengths)] = "10,100,1000",
-    count: Annotated[int, typer.Option("--count", "-n", min=1, help="Inputs per length.")] = 20,
+    lengths: Annotated[str | None, typer.Option(
+        "--lengths", "-l", help="Input lengths: A..B or a comma list such as 10,100,1000 "
+        "(default 10,100,1000; for the camera: every start pose of --count seen and unseen "
+        "cars).", callback=lambda v: None if v is None else check_lengths(v),
+        show_default=False)] = None,
+    count: Annotated[int, typer.Option("--count", "-n", min=1, help="Inputs per length "
+                                       "(camera: cars per set).")] = 20,
     seed: Annotated[int, typer.Option("--seed", "-s", min=0, help="Seed of the inputs.")] = 0,
     task: _TASK = None,
     as_json: Annotated[bool, typer.Option(
@@ -280,9 +285,13 @@ def verify(
     info = task_or_exit(checked, task)
     from npi_dsl.sampling import parse_lengths
     from npi_runtime import api
-    from npi_runtime.verify import plot_report
+    from npi_runtime.verify import plot_cells, plot_report
 
-    wanted = parse_lengths(lengths)
+    env = checked.create_env()
+    grid = env.verification_grid
+    wanted: list[int] | None = None
+    if lengths is not None or env.verification_sets(1, 0) is None:
+        wanted = parse_lengths(lengths or "10,100,1000")
     import torch
 
     torch.set_num_threads(1)
@@ -290,7 +299,8 @@ def verify(
 
     def progress(rep: Any) -> None:
         if not as_json:
-            err.print(f"length {rep.length}: result exact {rep.result_exact:.3f} "
+            what = "length" if rep.group is None else "set"
+            err.print(f"{what} {rep.label}: result exact {rep.result_exact:.3f} "
                       f"({rep.seconds:.1f} s)", markup=False, highlight=False)
 
     report = api.verify(model, checked, wanted, count, seed, info.name,
@@ -300,7 +310,8 @@ def verify(
     for path, write in (
             (outputs, lambda p: write_atomic(p, "".join(
                 json.dumps(o) + "\n" for r in report.lengths for o in r.outputs).encode())),
-            (plot, lambda p: plot_report(report, p))):
+            (plot, lambda p: plot_cells(report, p, grid) if grid and wanted is None
+             else plot_report(report, p))):
         if path is not None:
             try:
                 write(path)
