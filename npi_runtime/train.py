@@ -119,7 +119,13 @@ class Trainer:
         self.stopped: str | None = None
         self.history: list[dict] = []
         lengths = sorted({int(x) for x in frames_lengths(manifest)}) or [1]
-        self.val_lengths = tuple(config.val_lengths) or default_val_lengths(lengths)
+        bound = runner.env.max_length
+        if config.val_lengths:
+            self.val_lengths = tuple(config.val_lengths)
+        elif bound is not None:  # no longer inputs exist: every length from the shortest
+            self.val_lengths = tuple(range(min(lengths), bound + 1))
+        else:
+            self.val_lengths = default_val_lengths(lengths)
         self.val_inputs = {
             n: sample_inputs(runner, n, config.val_count, config.val_seed)
             for n in self.val_lengths

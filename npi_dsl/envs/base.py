@@ -151,6 +151,10 @@ class Environment(ABC):
     def parse_input(self, value: JSON) -> JSON:
         """Validate and normalise a user-given input; raise EnvError with a clear message."""
 
+    #: the longest input length there is, where lengths are bounded (the camera: 9 views
+    #: from the farthest start pose); None: any length
+    max_length: ClassVar[int | None] = None
+
     #: input fields whose values place an input on a grid of cells (the camera's start pose:
     #: ("azimuth", "elevation")); `npi verify` then reports and plots accuracy per cell
     verification_grid: ClassVar[tuple[str, ...] | None] = None

@@ -28,6 +28,7 @@ ENTRY_POINT_GROUP = "npi.environments"
 _BUILTINS: Mapping[str, str] = {
     "scratchpad": "npi_dsl.envs.scratchpad:ScratchpadEnv",
     "array": "npi_dsl.envs.array:ArrayEnv",
+    "camera": "npi_dsl.envs.camera:CameraEnv",
 }
 
 # name -> class: built-ins once imported, register_env() calls, loaded plugins
