@@ -143,6 +143,10 @@ def run(
         "--engine", help="compiled (fast) or reference (the tree-walking interpreter that "
         "defines the language's meaning; the same trace, slower).",
         callback=_check_engine)] = "compiled",
+    frames: Annotated[Path | None, typer.Option(
+        "--frames", help="Write the rollout's views (environments with images: the camera) "
+        "to FILE.png (a strip) or FILE.gif (an animation).", dir_okay=False,
+        show_default=False)] = None,
 ) -> None:
     """Run a task on one input and show its execution as a tree (the paper's Figure 3).
 
@@ -160,6 +164,11 @@ def run(
 
     checked = load_or_exit(file)
     info = task_or_exit(checked, task)
+    if frames is not None:  # before the work, not after it
+        from npi_dsl.frames import check_frames_target
+
+        check_frames_target(frames, checked.vocabulary)
+        check_writable(frames, "--frames")
     raw = _read_input(input_)
     runner = _compile_runner(checked, info.name, max_steps, max_depth, engine)
     try:
@@ -180,6 +189,8 @@ def run(
     if record is None and error is not None:
         record = error.record
     steps = record["steps"] if record is not None else (error.steps if error else None)
+    if frames is not None and steps:
+        _write_frames(frames, checked, steps)
     if steps:
         env = None
         if show_env:
@@ -204,6 +215,18 @@ def run(
         verdict = "[dim]not checked: the task has no expect[/]"
     out.print(Text.from_markup(f"result [bold]{_escape(_short(result))}[/]  {verdict}  "
                                f"[dim]{n:,} steps[/]"))
+
+
+def _write_frames(path: Path, checked: Any, steps: list[dict[str, Any]]) -> None:
+    from npi_dsl.frames import frames_bytes
+    from npi_runtime.checkpoint import write_atomic
+
+    data, n = frames_bytes(checked.env_class, checked.vocabulary, steps, path)
+    try:
+        write_atomic(path, data)
+    except OSError as e:
+        fail(f"cannot write {path}: {e.strerror or e}", code=2)
+    err.print(f"wrote {n} frames to {path}", markup=False, highlight=False)
 
 
 def _escape(s: str) -> str:
