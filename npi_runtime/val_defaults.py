@@ -10,10 +10,11 @@ rule here:
   lengths, where the growth is the task's own and not a constant overhead);
 * a validation may cost `budget` reference steps: the larger of `MIN_BUDGET` and
   `EPOCH_SHARE` of an epoch's steps (every training trace once);
-* the targets are the earlier fixed defaults 2L+3 and 5L+3 (L the longest training length); the shorter
-  one may cost a third of the budget, the longer one two thirds; a length that costs more is
-  shortened to the longest that fits, never below L+1 (validation must still probe inputs
-  longer than any training input). Lengths that come out equal are kept once.
+* the targets are the earlier fixed defaults 2L+3 and 5L+3 (L the longest training
+  length); the shorter one may cost a third of the budget, the longer one two thirds; a
+  length that costs more is shortened to the longest that fits, never below L+1
+  (validation must still probe inputs longer than any training input). Lengths that come
+  out equal are kept once.
 """
 
 from __future__ import annotations
