@@ -34,6 +34,7 @@ from npi_runtime.encoders import make_encoder
 from npi_runtime.executor import NeuralExecutor, Outcome
 from npi_runtime.model import NPI, NPIConfig
 from npi_runtime.train import TrainConfig, Trainer
+from npi_runtime.val_defaults import plan_validation
 from npi_runtime.verify import VerifyReport, verify_sets
 from npi_runtime.verify import verify as _verify
 
@@ -123,6 +124,7 @@ def new_model(checked: Checked, config: NPIConfig | None = None, seed: int = 0) 
 def base_manifest(checked: Checked, model: NPI, task: str, records: Sequence[dict],
                   trace_files: Sequence[str] = ()) -> dict:
     from npi_dsl import __version__
+    from npi_runtime.staleness import program_hashes, task_entry
 
     header = env_header(checked.vocabulary)
     return {
@@ -134,6 +136,8 @@ def base_manifest(checked: Checked, model: NPI, task: str, records: Sequence[dic
         },
         "model": model.config.to_dict(),
         "source_hash": checked.source_hash,
+        "program_hashes": program_hashes(checked),
+        "task_entry": task_entry(checked, task),
         "program_file": Path(checked.root.path).name,
         "task": task,
         "signatures": {q: len(info.params) for q, info in sorted(checked.programs.items())},
@@ -172,11 +176,14 @@ def fit_checkpoint(model: NPI, manifest: dict, checked: Checked, *, strict: bool
         checked.program_order, str(checked.root.path),
         arities={q: len(info.params) for q, info in checked.programs.items()},
         arg_range=checked.vocabulary.arg_range)
+    from npi_runtime.staleness import manifest_differences
+
     recorded = manifest.get("source_hash")
     if recorded is not None and recorded != checked.source_hash:
         message = (f"{checked.root.path} differs from the program file the checkpoint was "
                    f"trained on (source hash {checked.source_hash[:19]}..., the checkpoint's "
-                   f"{str(recorded)[:19]}...)")
+                   f"{str(recorded)[:19]}...): "
+                   + "; ".join(manifest_differences(checked, manifest)))
         if strict:
             raise ckpt.CheckpointError(f"{message}; --strict refuses it")
         (warn or _warn)(message)
@@ -205,6 +212,7 @@ def check_traces(checked: Checked, records: Sequence[dict], task: str | None = N
     from npi_dsl.envs.base import EnvError
     from npi_dsl.interpreter import NpiRuntimeError
     from npi_dsl.trace_schema import dumps
+    from npi_runtime.staleness import trace_differences
 
     where = str(checked.root.path)
     ours = json.loads(dumps(env_header(checked.vocabulary)))
@@ -235,8 +243,10 @@ def check_traces(checked: Checked, records: Sequence[dict], task: str | None = N
         message = (f"{n_foreign} of {len(records)} traces (the first: trace {first_foreign}) "
                    f"have source_hash {_brief(theirs[:19] + '...')}, not "
                    f"{_brief(checked.source_hash[:19] + '...')} of {where} and its imports: "
-                   "they were compiled from another version of the program; recompile them "
-                   "with npi compile")
+                   "they were compiled from another version of the program ("
+                   + "; ".join(trace_differences(checked, task or records[first_foreign]["task"],
+                                                 records[first_foreign]))
+                   + "); recompile them with npi compile")
         if strict:
             raise TraceError(message + " (--strict)")
         warnings.append(message)
@@ -290,8 +300,8 @@ def _first_difference(rec: dict, again: dict) -> str | None:
     for k, (a, b) in enumerate(zip(steps, ref, strict=False)):
         if a != b:
             field = next((f for f in a if a.get(f) != b.get(f)), "?")
-            return (f"steps[{k}].{field} is {_brief(a.get(field))}, the reference gives "
-                    f"{_brief(b.get(field))}")
+            return (f"steps[{k}].{field} (in a frame of program {a.get('program')}) is "
+                    f"{_brief(a.get(field))}, the reference gives {_brief(b.get(field))}")
     if len(steps) != len(ref):
         return f"it has {len(steps)} steps, the reference {len(ref)}"
     return None
@@ -370,6 +380,17 @@ def train(checked: Checked, traces: Sequence[dict] | Sequence[str | Path], run_d
             config = train_config or TrainConfig()
             model = new_model(checked, model_config, seed=config.seed)
             base = base_manifest(checked, model, info.name, records, files)
+            if not config.val_lengths:
+                plan = plan_validation(records, config.val_count, runner.env.max_length)
+                config = replace(config, val_lengths=plan.lengths)
+                base["validation_plan"] = plan.to_json()
+                if on_event is not None:
+                    on_event("validation", {"message": plan.describe(), **plan.to_json()})
+            elif on_event is not None:
+                on_event("validation", {
+                    "message": f"validation at lengths {', '.join(map(str, config.val_lengths))}"
+                               f", {config.val_count} inputs each (given)",
+                    "lengths": list(config.val_lengths), "count": config.val_count})
             state = None
         frames: FrameSet = build_frameset(records, model.memory.names,
                                           model.encoders[checked.env_name], checked.env_name)

@@ -63,7 +63,7 @@ class TrainConfig:
     curriculum_floor: float = 0.2
     hard_repeat: int = 3  # extra copies per epoch of frames the network last got wrong
     threads: int = 1  # torch threads; 1 is fastest on a shared 2-core machine (docs/training.md)
-    val_lengths: tuple[int, ...] = ()  # empty: derived from the training lengths
+    val_lengths: tuple[int, ...] = ()  # empty: derived by api.train (val_defaults.py)
     val_count: int = 8
     val_seed: int = 9_999_991
     patience: int = 3
@@ -85,7 +85,8 @@ class TrainConfig:
 
 
 def default_val_lengths(train_lengths: Sequence[int]) -> tuple[int, ...]:
-    """Longer than every training input, and never a round acceptance length: 2L+3 and 5L+3."""
+    """2L+3 and 5L+3: what a resumed run of an earlier npi that recorded no validation
+    lengths validates at (new runs record the lengths api.train derives, val_defaults.py)."""
     longest = max(train_lengths)
     return (2 * longest + 3, 5 * longest + 3)
 
@@ -119,13 +120,7 @@ class Trainer:
         self.stopped: str | None = None
         self.history: list[dict] = []
         lengths = sorted({int(x) for x in frames_lengths(manifest)}) or [1]
-        bound = runner.env.max_length
-        if config.val_lengths:
-            self.val_lengths = tuple(config.val_lengths)
-        elif bound is not None:  # no longer inputs exist: every length from the shortest
-            self.val_lengths = tuple(range(min(lengths), bound + 1))
-        else:
-            self.val_lengths = default_val_lengths(lengths)
+        self.val_lengths = tuple(config.val_lengths) or default_val_lengths(lengths)
         self.val_inputs = {
             n: sample_inputs(runner, n, config.val_count, config.val_seed)
             for n in self.val_lengths

@@ -73,6 +73,8 @@ class _TrainDisplay:
                 self.bar = self.progress.add_task(desc, total=data["batches"], info=info)
             self.progress.update(self.bar, description=desc, total=data["batches"],
                                  completed=data["batch"], info=info)
+        elif kind == "validation":
+            err.print(data["message"], markup=False, highlight=False)
         elif kind == "epoch":
             t, v = data["train"], data["val"]
             lengths = "  ".join(f"{n}: {x['result_exact']:.2f}/{x['trace_exact']:.2f}"
@@ -119,8 +121,9 @@ def train(
         "--threads", min=1, help="torch threads (default 1; see docs/training.md).",
         show_default=False)] = None,
     val_lengths: Annotated[str | None, typer.Option(
-        "--val-lengths", help="Validation lengths, A..B or a comma list (default: 2L+3 and "
-        "5L+3 for the longest training length L).", callback=lambda v: v if v is None
+        "--val-lengths", help="Validation lengths, A..B or a comma list (default: derived "
+        "from the training traces: 2L+3 and 5L+3 for the longest training length L, "
+        "shortened to fit a step budget; docs/training.md).", callback=lambda v: v if v is None
         else check_lengths(v), show_default=False)] = None,
     val_count: Annotated[int | None, typer.Option(
         "--val-count", min=1, help="Validation inputs per length (default 8; more make "
