@@ -61,7 +61,7 @@ def lighting(light: int) -> Lighting:
     return Lighting(
         direction=direction,
         diffuse=rng.uniform(0.55, 1.0),
-        ambient=rng.uniform(0.15, 0.42),
+        ambient=rng.uniform(0.25, 0.45),
         sky_top=tuple(min(1.0, max(0.0, sky * c + t)) for c, t in zip(
             (0.55, 0.7, 1.0), tint, strict=True)),
         sky_horizon=tuple(min(1.0, max(0.0, sky + 0.1 + t)) for t in tint),
@@ -99,33 +99,49 @@ def _rays(azimuth: int, elevation: int, extent: float, side: int) -> tuple[np.nd
     return pos, d
 
 
+def _slabs(boxes: np.ndarray, pos: np.ndarray,
+           inv: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Rays (from `pos`, inverse directions `inv` [3, rays]) against boxes [N, 2, 3]: the t of
+    entering (inf where missed) and leaving [N, rays], and the entering t per axis."""
+    near = far = None
+    entry = []
+    for k in range(3):
+        ta = (boxes[:, 0, k, None] - pos[k]) * inv[k]
+        tb = (boxes[:, 1, k, None] - pos[k]) * inv[k]
+        lo, hi = np.minimum(ta, tb), np.maximum(ta, tb)
+        entry.append(lo)
+        near = lo if near is None else np.maximum(near, lo)
+        far = hi if far is None else np.minimum(far, hi)
+    assert near is not None and far is not None
+    near = np.where((far >= near) & (near > 1e-6), near, np.inf)
+    return near, far, entry
+
+
 def render_view(car: int, light: int, azimuth: int, elevation: int, size: int) -> np.ndarray:
     """One view as uint8 [3, size, size]."""
     model = _model(car)
     lit = lighting(light)
     side = size * SUPERSAMPLE
     pos, d = _rays(azimuth, elevation, model.extent, side)
-    # rays against every box (slab method): per axis, t of the two planes [boxes, pixels]
+    # rays against every box (slab method), only for the rays that hit the car's bounding box
     safe = np.where(np.abs(d) < 1e-12, 1e-12, d)
     inv = (1.0 / safe).T  # [3, pixels]
-    near = far = None
-    entry = []
-    for k in range(3):
-        ta = (model.boxes[:, 0, k, None] - pos[k]) * inv[k]
-        tb = (model.boxes[:, 1, k, None] - pos[k]) * inv[k]
-        lo, hi = np.minimum(ta, tb), np.maximum(ta, tb)
-        entry.append(lo)
-        near = lo if near is None else np.maximum(near, lo)
-        far = hi if far is None else np.minimum(far, hi)
-    hit = (far >= near) & (near > 1e-6)
-    t = np.where(hit, near, np.inf)
-    which = t.argmin(axis=0)  # [pixels]
-    pixels = np.arange(d.shape[0])
-    t_box = t[which, pixels]
+    bound = np.stack([model.boxes[:, 0].min(axis=0), model.boxes[:, 1].max(axis=0)])[None]
+    near, _, _ = _slabs(bound, pos, inv)
+    rays = np.flatnonzero(np.isfinite(near[0]))
+    near, far, entry = _slabs(model.boxes, pos, inv[:, rays])
+    t = near
+    nearest = t.argmin(axis=0)
+    cols = np.arange(rays.size)
+    which = np.zeros(d.shape[0], dtype=np.int64)
+    which[rays] = nearest
+    t_box = np.full(d.shape[0], np.inf)
+    t_box[rays] = t[nearest, cols]
     # the face a ray enters by: the axis whose plane it crosses last
     axis = np.zeros(d.shape[0], dtype=np.int64)
-    axis[entry[1][which, pixels] == t_box] = 1
-    axis[entry[2][which, pixels] == t_box] = 2
+    axis[rays[entry[1][nearest, cols] == t_box[rays]]] = 1
+    axis[rays[entry[2][nearest, cols] == t_box[rays]]] = 2
+    pixels = np.arange(d.shape[0])
     normal = np.zeros_like(d)
     normal[pixels, axis] = -np.sign(safe[pixels, axis])
     light_dir = np.asarray(lit.direction)
