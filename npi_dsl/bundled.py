@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def programs_dir() -> Path:
-    """The folder holding addition.npi, sorting.npi, max.npi, addition_recursive.npi."""
+    """The folder holding addition.npi, sorting.npi, max.npi, canonicalize.npi, ...."""
     return Path(str(importlib.resources.files("npi_programs")))
 
 

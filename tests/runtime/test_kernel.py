@@ -9,6 +9,7 @@ with a layer the kernel does not know must fail when the kernel is made, not run
 
 from __future__ import annotations
 
+import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -27,6 +28,9 @@ from npi_runtime.model import NPI, NPIConfig
 PROGRAMS = Path(__file__).resolve().parents[2] / "programs"
 #: one bundled program file per environment the bundled programs use
 BY_ENV = {api.load_program(p).env_name: p for p in sorted(PROGRAMS.glob("*.npi"))}
+#: the environments whose observations are symbols only (the camera's has an image)
+SYMBOL_ENVS = sorted(e for e, p in BY_ENV.items()
+                     if all(s.kind == "symbol" for s in api.load_program(p).vocabulary.observation))
 
 SMALL = NPIConfig(hidden=16, layers=2, state_dim=20, encoder_hidden=12, program_dim=12,
                   key_dim=4, core_hidden=24, head_hidden=20)
@@ -67,7 +71,7 @@ def _model(env: str, config: NPIConfig, seed: int, encoder: str = "bundled",
         enc = make_encoder(env, vocab.observation, vocab.arg_range, config.encoder_hidden,
                            config.state_dim, layers=encoder_layers)
     else:
-        enc = TorchOnlyEncoder([s.symbols for s in vocab.observation], vocab.arg_range,
+        enc = TorchOnlyEncoder([max(s.symbols, 1) for s in vocab.observation], vocab.arg_range,
                                config.state_dim)
     model = NPI(config, {env: enc}, api.memory_order(checked))
     with torch.no_grad():
@@ -80,8 +84,17 @@ def _inputs(model: NPI, env: str, rows: int, rng: np.random.Generator):
     """Random observations (valid symbols per slot), arguments (some outside 0 .. R-1, which
     both sides clamp) and programs for `rows` rows."""
     checked = api.load_program(BY_ENV[env])
-    sizes = [s.symbols for s in checked.vocabulary.observation]
-    obs = [tuple(int(rng.integers(n)) for n in sizes) for _ in range(rows)]
+    slots = checked.vocabulary.observation
+    world = checked.create_env()
+
+    def observation() -> tuple[int, ...]:
+        if any(s.kind == "image" for s in slots):  # a real view's frame key (the camera)
+            world.reset(world.sample_input(random.Random(int(rng.integers(2**31))), 3))
+            seen = world.observe()
+        return tuple(seen[i] if s.kind == "image" else int(rng.integers(s.symbols))
+                     for i, s in enumerate(slots))
+
+    obs = [observation() for _ in range(rows)]
     args = rng.integers(-2, model.config.arg_range + 3, size=(rows, 3)).astype(np.int64)
     progs = rng.integers(len(model.memory), size=rows).astype(np.int64)
     return obs, args, progs
@@ -127,7 +140,7 @@ def _compare(model: NPI, env: str, rows: int, steps: int = 3, seed: int = 0,
 
 
 def test_every_bundled_environment_is_covered() -> None:
-    assert {"scratchpad", "array"} <= set(BY_ENV)
+    assert {"scratchpad", "array", "camera"} <= set(BY_ENV)
 
 
 @pytest.mark.parametrize("rows", [1, 5, BIG + 8])  # numpy's elementwise path, then torch's
@@ -144,7 +157,7 @@ def test_small_models_match_the_torch_step(env: str, config: NPIConfig, rows: in
 
 
 @pytest.mark.parametrize("encoder_layers", [1, 3])
-@pytest.mark.parametrize("env", sorted(BY_ENV))
+@pytest.mark.parametrize("env", SYMBOL_ENVS)
 def test_symbol_encoders_of_other_depths(env: str, encoder_layers: int) -> None:
     model = _model(env, SMALL, seed=3, encoder_layers=encoder_layers)
     assert isinstance(model.encoders[env], SymbolEncoder)
