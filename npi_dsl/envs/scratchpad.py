@@ -132,10 +132,12 @@ class ScratchpadEnv(BoundOperations, Environment):
             ),
             queries={
                 "read": QuerySpec(
-                    "read", ("row",), "int", "the digit under the row's pointer, or BLANK"
+                    "read", ("row",), "int", "the digit under the row's pointer, or BLANK",
+                    symbols=11,
                 ),
                 "digit": QuerySpec(
-                    "digit", ("row",), "int", "the digit under the row's pointer, BLANK as 0"
+                    "digit", ("row",), "int", "the digit under the row's pointer, BLANK as 0",
+                    symbols=10,
                 ),
             },
             observation=tuple(ObsSlot(row, 11) for row in ROWS),
