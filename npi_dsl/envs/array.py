@@ -82,6 +82,8 @@ class ArrayEnv(BoundOperations, Environment):
                     "told how far to go instead of finding the end with at_end/at_start/same"),
             },
             observation=tuple(slots),
+            default_observed=(("value", (0,)), ("value", (1,)),
+                              *((q, (i,)) for i in range(3) for q in ("at_start", "at_end"))),
             arg_range=resolved["arg_range"],
             blank=BLANK,
             oracles={"sorted": "the input sorted ascending", "max": "the largest input value",

@@ -112,6 +112,8 @@ class Vocabulary:
     #: the file's `observe` declaration (empty: the environment's default observation, as
     #: `observation` describes it); when declared, `observation` has one slot per entry
     observed: tuple[ObservedQuery, ...] = ()
+    #: the default observation as queries, when it is one (the lint names what it lacks)
+    default_observed: tuple[ObservedQuery, ...] = ()
 
     def query_text(self, name: str, args: tuple[int, ...]) -> str:
         """`same(p1, p2)`: a query call with its arguments spelled by their names."""

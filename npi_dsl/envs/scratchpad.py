@@ -141,6 +141,7 @@ class ScratchpadEnv(BoundOperations, Environment):
                 ),
             },
             observation=tuple(ObsSlot(row, 11) for row in ROWS),
+            default_observed=tuple(("read", (i,)) for i in range(len(ROWS))),
             arg_range=resolved["arg_range"],
             blank=BLANK,
             oracles={"sum": "the decimal sum of the two inputs"},

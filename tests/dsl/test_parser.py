@@ -390,8 +390,8 @@ def test_a_syntax_error_carries_the_source_for_rendering() -> None:
         "t.npi:2:13: error[E001]: unexpected character `$`",
         "  2 | const X = 1 $",
         "    |             ^",
-        "  = hint: expected `*`, `/` or `%`, `+`, `-`, `and`, `const`, `env`, `import`, `observe`, `or`, "
-        "`program`, `task`, a comparison (== != < <= > >=) or the end of the file",
+        "  = hint: expected `*`, `/` or `%`, `+`, `-`, `and`, `const`, `env`, `import`, "
+        "`observe`, `or`, `program`, `task`, a comparison (== != < <= > >=) or the end of the file",
     ]
 
 
