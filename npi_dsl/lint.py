@@ -30,8 +30,8 @@ from npi_dsl.reference import ReferenceRunner
 from npi_dsl.sampling import iter_inputs
 
 #: `npi lint`'s defaults: inputs per length and lengths (documented in docs/cli.md)
-DEFAULT_COUNT = 20
-DEFAULT_LENGTHS = "1..8"
+DEFAULT_COUNT = 50
+DEFAULT_LENGTHS = "1..10"
 
 
 @dataclass(frozen=True)
@@ -174,21 +174,18 @@ class LintRunner(ReferenceRunner):
             self._reads.append((set(), set()))
         try:
             value = super().expr(e, file, scopes)
+            if isinstance(e, ast.QueryCall) and self._reads:
+                args = tuple(int(ReferenceRunner.expr(self, a, file, scopes)) for a in e.args)
+                self._reads[-1][0].add(self.vocab.query_text(e.name, args))
+            elif isinstance(e, ast.Name) and self._reads and self._fs:
+                taint = self._fs[-1].taint.get(e.name)
+                if taint is not None:
+                    self._reads[-1][0].update(taint[0])
+                    self._reads[-1][1].update(taint[1])
         finally:
             if is_cond:
                 queries, names = self._reads.pop()
-        if isinstance(e, ast.QueryCall) and self._reads:
-            args = tuple(int(super(LintRunner, self).expr(a, file, scopes)) for a in e.args)
-            self._reads[-1][0].add(self.vocab.query_text(e.name, args))
-        elif isinstance(e, ast.Name) and self._reads and self._fs:
-            taint = self._fs[-1].taint.get(e.name)
-            if taint is not None:
-                self._reads[-1][0].update(taint[0])
-                self._reads[-1][1].update(taint[1])
         if is_cond:
-            if self._reads:  # a condition inside a let's value (not possible today)
-                self._reads[-1][0].update(queries)
-                self._reads[-1][1].update(names)
             self._fs[-1].pending.append(Condition(
                 file.path, e.span.line, e.span.column, self._text(file.path, e.span),
                 bool(value), tuple(sorted(queries)), tuple(sorted(names))))
