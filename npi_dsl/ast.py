@@ -167,6 +167,14 @@ class Import:
 
 
 @dataclass(frozen=True)
+class Observe:
+    """`observe q1(args), q2(args), ...`: what the network sees (docs/language.md)."""
+
+    queries: tuple[QueryCall, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
 class Const:
     name: str
     value: Expr
@@ -206,7 +214,7 @@ class Program:
     name_span: Span
 
 
-Decl = EnvDecl | Import | Const | Task | Program
+Decl = EnvDecl | Import | Observe | Const | Task | Program
 
 
 @dataclass(frozen=True)
@@ -227,6 +235,10 @@ class Module:
     @property
     def imports(self) -> tuple[Import, ...]:
         return tuple(d for d in self.decls if isinstance(d, Import))
+
+    @property
+    def observes(self) -> tuple[Observe, ...]:
+        return tuple(d for d in self.decls if isinstance(d, Observe))
 
     @property
     def consts(self) -> tuple[Const, ...]:

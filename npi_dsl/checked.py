@@ -81,7 +81,11 @@ class Checked:
         return qualified.rsplit(".", 1)[-1]
 
     def create_env(self) -> Environment:
-        return self.env_class(**self.env_config)
+        """A fresh environment that observes what the file declares (`observe`), or the
+        environment's default observation."""
+        env = self.env_class(**self.env_config)
+        env.observe_declared(self.vocabulary.observed)
+        return env
 
     def task(self, name: str | None) -> TaskInfo:
         """The named task, or the only one when `name` is None (ValueError otherwise)."""

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from npi_dsl import ast
 from npi_dsl.callgraph import build_call_graph
-from npi_dsl.check_tasks import TaskChecker
+from npi_dsl.check_observe import ObserveChecker
 from npi_dsl.checked import (
     MAX_ARGS,
     Checked,
@@ -81,7 +81,7 @@ def _real_path(path: str) -> str:
 # ------------------------------------------------------------------ the checker
 
 
-class _Checker(TaskChecker):
+class _Checker(ObserveChecker):
     """A check of one file and its imports; the checks of each concern are its bases."""
 
     # ---- driver
@@ -99,11 +99,13 @@ class _Checker(TaskChecker):
             graph = build_call_graph(self.programs, self.calls)
             tasks = self._check_tasks(root, graph)
             self._check_reachability(root, tasks)
+            observed = self._check_observe(root)
             if not has_errors(self.diags):
                 assert self.env_class is not None and self.env_name is not None
+                vocab = self.vocab.with_observation(observed) if observed else self.vocab
                 checked = Checked(
                     root=root, files=self.files, env_name=self.env_name,
-                    env_config=dict(self.env_config), vocabulary=self.vocab,
+                    env_config=dict(self.env_config), vocabulary=vocab,
                     env_class=self.env_class, programs=self.programs, tasks=tasks,
                     graph=graph, source_hash=self._source_hash(),
                     diagnostics=[d for d in self.diags if d.severity == "warning"])

@@ -75,7 +75,8 @@ class Codegen:
         self.spec = spec
         self.enc = encoding
         self.ret = repr(encoding.ret)
-        self.observe = encoding.observe(spec.observe if spec and spec.observe else "ob()")
+        inline_observe = spec is not None and spec.observe and not checked.vocabulary.observed
+        self.observe = encoding.observe(spec.observe if inline_observe else "ob()")
         self.vocab: Vocabulary = checked.vocabulary
         self.arg_range = self.vocab.arg_range
         self.order = list(checked.program_order)

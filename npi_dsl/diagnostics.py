@@ -40,6 +40,9 @@ CODES: dict[str, str] = {
     "E111": "imported file not found or unreadable",
     "E112": "imported file uses another environment",
     "E113": "imported file has the same stem as another file of the program",
+    "E121": "query that cannot be observed (privileged, or no stated range)",
+    "E122": "bad observe declaration (query listed twice, declared twice, argument not constant)",
+    "E123": "imported file declares another observation",
     # names
     "E201": "unknown program or action",
     "E202": "unknown query",

@@ -24,7 +24,7 @@ from npi_dsl.transform import ToAst, tok_span
 
 #: Reserved words: none of them may name a program, constant, parameter, local or task.
 KEYWORDS = frozenset(
-    "env import const task entry result expect program let if elif else while return "
+    "env import observe const task entry result expect program let if elif else while return "
     "and or not true false".split()
 )
 
@@ -176,6 +176,8 @@ def _children(node: object) -> tuple[object, ...]:
             return fields
         case ast.EnvDecl(config=config):
             return tuple(v for _k, v in config)
+        case ast.Observe(queries=queries):
+            return queries
     return ()
 
 

@@ -94,6 +94,9 @@ def env_header(vocab: Vocabulary) -> dict[str, Any]:
             "observation": observation,
             "blank": vocab.blank,
             "arg_range": vocab.arg_range,
+            # only when the file declares `observe`: absent, the default observation
+            **({"observe": [vocab.query_text(n, a) for n, a in vocab.observed]}
+               if vocab.observed else {}),
         },
     }
 

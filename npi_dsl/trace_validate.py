@@ -143,6 +143,15 @@ def _validate_vocabulary(vocab: dict[str, Any]) -> tuple[int, list[int | None], 
             limits.append(symbols)
         else:
             limits.append(None)
+    if "observe" in vocab:
+        observe = vocab["observe"]
+        if type(observe) is not list or any(type(q) is not str for q in observe) \
+                or not observe:
+            raise Invalid(f"{w}observe must be a non-empty array of query calls (strings), "
+                          f"got {json_type(observe)}")
+        if len(observe) != len(observation):
+            raise Invalid(f"{w}observe lists {len(observe)} queries but {w}observation has "
+                          f"{len(observation)} slots: there is one slot per observed query")
     _need_type(vocab, "blank", (int,), "an integer", w)
     arg_range = _need_type(vocab, "arg_range", (int,), "an integer", w)
     if arg_range < 1:

@@ -82,6 +82,13 @@ class ToAst(Transformer):
     def import_decl(self, span, children):
         return ast.Import(str(children[0])[1:-1], span)
 
+    def observe_decl(self, span, children):
+        return ast.Observe(tuple(children), span)
+
+    def observed_query(self, span, children):
+        name, args = children
+        return ast.QueryCall(str(name), tuple(args or ()), span, tok_span(name))
+
     def const_decl(self, span, children):
         name, value = children
         return ast.Const(str(name), value, span, tok_span(name))

@@ -193,7 +193,7 @@ def fit_checkpoint(model: NPI, manifest: dict, checked: Checked, *, strict: bool
 #: records re-run through the reference by `check_traces` without `strict` (all with it)
 RERUN_SAMPLE = 8
 
-_VOCAB_FIELDS = ("blank", "arg_range", "actions", "names", "kinds", "observation")
+_VOCAB_FIELDS = ("blank", "arg_range", "actions", "names", "kinds", "observe", "observation")
 
 
 def check_traces(checked: Checked, records: Sequence[dict], task: str | None = None, *,
@@ -286,10 +286,10 @@ def _compare_env(i: int, env: dict, ours: dict, where: str) -> None:
                          f"but {where} configures {_brief(ours['config'])}")
     theirs = env.get("vocabulary", {})
     for key in _VOCAB_FIELDS:
-        if theirs.get(key) != ours["vocabulary"][key]:
+        if theirs.get(key) != ours["vocabulary"].get(key):  # observe: absent = default
             raise TraceError(f"trace {i} has env.vocabulary.{key} {_brief(theirs.get(key))}, "
                              f"but env {ours['name']} of {where} has "
-                             f"{_brief(ours['vocabulary'][key])}")
+                             f"{_brief(ours['vocabulary'].get(key))}")
 
 
 def _first_difference(rec: dict, again: dict) -> str | None:

@@ -63,7 +63,8 @@ class ArrayEnv(BoundOperations, Environment):
             ),
             queries={
                 "value": QuerySpec(
-                    "value", ("ptr",), "int", "the value under the pointer, BLANK off the array"
+                    "value", ("ptr",), "int", "the value under the pointer, BLANK off the array",
+                    symbols=11,
                 ),
                 "at_start": QuerySpec(
                     "at_start", ("ptr",), "bool", "whether the pointer is on cell 0"
@@ -71,12 +72,22 @@ class ArrayEnv(BoundOperations, Environment):
                 "at_end": QuerySpec(
                     "at_end", ("ptr",), "bool", "whether the pointer is on cell N-1"
                 ),
-                "length": QuerySpec("length", (), "int", "the number of cells N"),
+                "same": QuerySpec(
+                    "same", ("ptr", "ptr"), "bool", "whether the two pointers stand on the "
+                    "same cell"
+                ),
+                "length": QuerySpec(
+                    "length", (), "int", "the number of cells N",
+                    private="the array's length is privileged: a network that saw it would be "
+                    "told how far to go instead of finding the end with at_end/at_start/same"),
             },
             observation=tuple(slots),
+            default_observed=(("value", (0,)), ("value", (1,)),
+                              *((q, (i,)) for i in range(3) for q in ("at_start", "at_end"))),
             arg_range=resolved["arg_range"],
             blank=BLANK,
-            oracles={"sorted": "the input sorted ascending", "max": "the largest input value"},
+            oracles={"sorted": "the input sorted ascending", "max": "the largest input value",
+                     "reversed": "the input in reverse order"},
             config=resolved,
         )
 
@@ -164,6 +175,12 @@ class ArrayEnv(BoundOperations, Environment):
                 return q[ptr] == size[0]
             raise EnvError(f"at_end: no pointer {ptr} (pointers are 0..2: p1, p2, p3)")
 
+        def same(ptr1: int, ptr2: int) -> bool:
+            if 0 <= ptr1 <= 2 and 0 <= ptr2 <= 2:
+                return q[ptr1] == q[ptr2]
+            bad = ptr1 if not 0 <= ptr1 <= 2 else ptr2
+            raise EnvError(f"same: no pointer {bad} (pointers are 0..2: p1, p2, p3)")
+
         def length() -> int:
             return size[0]
 
@@ -171,6 +188,7 @@ class ArrayEnv(BoundOperations, Environment):
             "value": value,
             "at_start": at_start,
             "at_end": at_end,
+            "same": same,
             "length": length,
         })
         self.reset([0])
@@ -199,7 +217,9 @@ class ArrayEnv(BoundOperations, Environment):
             return sorted(values)
         if oracle == "max":
             return max(values)
-        raise EnvError(f"env array has no oracle {oracle!r} (it has: sorted, max)")
+        if oracle == "reversed":
+            return values[::-1]
+        raise EnvError(f"env array has no oracle {oracle!r} (it has: sorted, max, reversed)")
 
     # ---- running
     def reset(self, input: JSON) -> None:

@@ -51,10 +51,35 @@ class ActionSpec:
 
 @dataclass(frozen=True)
 class QuerySpec:
+    """A query a reference program may read.
+
+    Whether a file may also *observe* it (`observe QUERY(ARGS)`, docs/language.md): a bool
+    query is observable unless `private` says why not; an int query must also state
+    `symbols`, the number of values it returns (0..symbols-1), which is the size of its
+    observation slot. `private` is a reason, shown in the diagnostic, e.g. "the network would
+    see the array's length". The defaults (bool: observable, int: not until `symbols` is
+    given) keep plugin environments working unchanged.
+    """
+
     name: str
     params: tuple[str, ...]
     returns: Literal["int", "bool"]
     doc: str = ""
+    private: str = ""
+    symbols: int = 0
+
+    @property
+    def observable(self) -> bool:
+        return not self.private and (self.returns == "bool" or self.symbols >= 1)
+
+    @property
+    def slot_symbols(self) -> int:
+        """The symbols of this query's observation slot (bool: 2, false = 0, true = 1)."""
+        return 2 if self.returns == "bool" else self.symbols
+
+
+#: one observed query: its name and its constant integer arguments
+ObservedQuery = tuple[str, tuple[int, ...]]
 
 
 @dataclass(frozen=True)
@@ -84,6 +109,30 @@ class Vocabulary:
     blank: int = 10  # the integer BLANK stands for (in names and in observations)
     oracles: Mapping[str, str] = field(default_factory=dict)  # `expect NAME` -> description
     config: Mapping[str, JSON] = field(default_factory=dict)
+    #: the file's `observe` declaration (empty: the environment's default observation, as
+    #: `observation` describes it); when declared, `observation` has one slot per entry
+    observed: tuple[ObservedQuery, ...] = ()
+    #: the default observation as queries, when it is one (the lint names what it lacks)
+    default_observed: tuple[ObservedQuery, ...] = ()
+
+    def query_text(self, name: str, args: tuple[int, ...]) -> str:
+        """`same(p1, p2)`: a query call with its arguments spelled by their names."""
+        spec = self.queries.get(name)
+        words = []
+        for i, a in enumerate(args):
+            kind = spec.params[i] if spec is not None and i < len(spec.params) else "value"
+            members = self.kinds.get(kind, ())
+            words.append(members[a] if 0 <= a < len(members) and
+                         self.names.get(members[a]) == a else str(a))
+        return f"{name}({', '.join(words)})"
+
+    def with_observation(self, observed: tuple[ObservedQuery, ...]) -> Vocabulary:
+        """This vocabulary with a declared observation: one symbol slot per query."""
+        from dataclasses import replace
+
+        slots = tuple(ObsSlot(self.query_text(n, a), self.queries[n].slot_symbols)
+                      for n, a in observed)
+        return replace(self, observation=slots, observed=tuple(observed))
 
     def action_id(self, name: str) -> int:
         for i, a in enumerate(self.actions):
@@ -185,6 +234,30 @@ class Environment(ABC):
     def query_fn(self, name: str) -> Callable[..., int | bool]:
         """The bound function answering query `name` (called with the query's int args)."""
 
+    def observer(self, observed: tuple[ObservedQuery, ...]) -> Callable[[], tuple[int, ...]]:
+        """A function giving the declared observation now: one integer per observed query
+        (bools as 0/1), in declaration order. Resolves the queries once, so each call is a
+        few closure calls; environments may override it with something faster."""
+        fns = tuple((self.query_fn(name), args) for name, args in observed)
+        if len(fns) == 1:
+            (f, a), = fns
+
+            def observe_one() -> tuple[int, ...]:
+                return (int(f(*a)),)
+
+            return observe_one
+
+        def observe() -> tuple[int, ...]:
+            return tuple([int(f(*a)) for f, a in fns])
+
+        return observe
+
+    def observe_declared(self, observed: tuple[ObservedQuery, ...]) -> None:
+        """From now on `observe()` gives the declared observation (nothing when empty)."""
+        if observed:
+            self.observe = self.observer(observed)  # type: ignore[method-assign]
+            self.observed_queries = tuple(observed)
+
     @abstractmethod
     def act(self, action_id: int, arg1: int = 0, arg2: int = 0) -> None:
         """Apply an action of ACT; raise EnvError if it is illegal here."""
@@ -236,10 +309,12 @@ class RebuiltOnCopy:
     """
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), dict(self.config), self.snapshot()))  # type: ignore
+        return (_rebuild, (type(self), dict(self.config), self.snapshot(),  # type: ignore
+                           getattr(self, "observed_queries", ())))
 
     def __copy__(self) -> Any:
-        return _rebuild(type(self), dict(self.config), self.snapshot())  # type: ignore
+        return _rebuild(type(self), dict(self.config), self.snapshot(),  # type: ignore
+                        getattr(self, "observed_queries", ()))
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Any:
         return self.__copy__()
@@ -294,9 +369,11 @@ class BoundOperations(RebuiltOnCopy):
         raise EnvError(f"env {self.name} has no action with id {action_id}")
 
 
-def _rebuild(cls: type[Environment], config: dict[str, int], state: Any) -> Any:
+def _rebuild(cls: type[Environment], config: dict[str, int], state: Any,
+             observed: tuple[ObservedQuery, ...] = ()) -> Any:
     env = cls(**config)
     env.restore(state)
+    env.observe_declared(observed)
     return env
 
 

@@ -132,13 +132,16 @@ class ScratchpadEnv(BoundOperations, Environment):
             ),
             queries={
                 "read": QuerySpec(
-                    "read", ("row",), "int", "the digit under the row's pointer, or BLANK"
+                    "read", ("row",), "int", "the digit under the row's pointer, or BLANK",
+                    symbols=11,
                 ),
                 "digit": QuerySpec(
-                    "digit", ("row",), "int", "the digit under the row's pointer, BLANK as 0"
+                    "digit", ("row",), "int", "the digit under the row's pointer, BLANK as 0",
+                    symbols=10,
                 ),
             },
             observation=tuple(ObsSlot(row, 11) for row in ROWS),
+            default_observed=tuple(("read", (i,)) for i in range(len(ROWS))),
             arg_range=resolved["arg_range"],
             blank=BLANK,
             oracles={"sum": "the decimal sum of the two inputs"},

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from npi_runtime.cli import dsl, neural, trace
+from npi_runtime.cli import dsl, lint, neural, trace
 from npi_runtime.cli.common import reporting_errors
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ app = typer.Typer(
 )
 
 dsl.register(app)
+lint.register(app)
 trace.register(app)
 neural.register(app)
 for _command in app.registered_commands:

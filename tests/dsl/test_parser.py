@@ -259,8 +259,17 @@ def test_env_config_and_import() -> None:
     assert imp.path == "lib/x.npi"
 
 
+def test_observe_declaration() -> None:
+    module = parse_text("env array\nobserve value(p1), same(p1, p2)\n")
+    _env, obs = module.decls
+    assert isinstance(obs, ast.Observe) and module.observes == (obs,)
+    assert [(q.name, [show(a) for a in q.args]) for q in obs.queries] == [
+        ("value", ["p1"]), ("same", ["p1", "p2"])]
+    assert (obs.queries[1].span.line, obs.queries[1].span.column) == (2, 20)
+
+
 def test_keywords_are_the_documented_ones() -> None:
-    assert KEYWORDS == {"env", "import", "const", "task", "entry", "result", "expect",
+    assert KEYWORDS == {"env", "import", "observe", "const", "task", "entry", "result", "expect",
                         "program", "let", "if", "elif", "else", "while", "return", "and",
                         "or", "not", "true", "false"}
 
@@ -381,8 +390,8 @@ def test_a_syntax_error_carries_the_source_for_rendering() -> None:
         "t.npi:2:13: error[E001]: unexpected character `$`",
         "  2 | const X = 1 $",
         "    |             ^",
-        "  = hint: expected `*`, `/` or `%`, `+`, `-`, `and`, `const`, `env`, `import`, `or`, "
-        "`program`, `task`, a comparison (== != < <= > >=) or the end of the file",
+        "  = hint: expected `*`, `/` or `%`, `+`, `-`, `and`, `const`, `env`, `import`, "
+        "`observe`, `or`, `program`, `task`, a comparison (== != < <= > >=) or the end of the file",
     ]
 
 

@@ -42,6 +42,7 @@ def test_vocabulary():
         "value": (("ptr",), "int"),
         "at_start": (("ptr",), "bool"),
         "at_end": (("ptr",), "bool"),
+        "same": (("ptr", "ptr"), "bool"),
         "length": ((), "int"),
     }
     assert v.observation == (
@@ -58,6 +59,7 @@ def test_vocabulary():
     assert dict(v.oracles) == {
         "sorted": "the input sorted ascending",
         "max": "the largest input value",
+        "reversed": "the input in reverse order",
     }
     assert dict(v.config) == {"arg_range": 10}
     assert vocabulary("array", arg_range=3).arg_range == 3
@@ -329,3 +331,22 @@ def test_speed_of_hot_functions():
         act(0, 1, 0)
         value(0)
     assert (time.perf_counter() - start) / (4 * n) < 2e-6
+
+
+def test_same_and_which_queries_are_observable() -> None:
+    v = vocabulary("array")
+    assert {n for n, q in v.queries.items() if q.observable} == {
+        "value", "at_start", "at_end", "same"}
+    assert "privileged" in v.queries["length"].private
+    env = create_env("array")
+    env.reset([4, 5, 6])
+    same = env.query_fn("same")
+    assert same(0, 1) and same(0, 2)
+    env.act(0, 1, 1)  # MOVE(p2, RIGHT)
+    assert not same(0, 1) and same(0, 2)
+    observed = (("value", (1,)), ("same", (0, 1)), ("at_end", (1,)))
+    observe = env.observer(observed)
+    assert observe() == (5, 0, 0)
+    env.act(0, 0, 1)  # MOVE(p1, RIGHT)
+    assert observe() == (5, 1, 0)
+    assert env.expected("reversed", [4, 5, 6]) == [6, 5, 4]
