@@ -44,6 +44,8 @@ def test_bundled_programs_run_the_same_on_both_engines(name: str) -> None:
     checked = load(PROGRAMS / f"{name}.npi")
     runner = compile_task(checked)
     lengths = range(1, 25) if "addition" in name else range(1, 12)
+    if runner.env.max_length is not None:  # the camera: 1..9 views
+        lengths = range(1, runner.env.max_length + 1)
     values = []
     for length in lengths:
         for i in range(6):
