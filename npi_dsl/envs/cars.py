@@ -111,10 +111,13 @@ def car_model(car: int) -> CarModel:
     ly = y1 - lh - body_h * 0.15
     head = (1.0, 0.95, rng.uniform(0.55, 0.8))
     tail = (0.95, rng.uniform(0.02, 0.15), 0.05)
-    for side in (-1, 1):
-        x_a, x_b = side * (hx - 0.05), side * (hx - 0.05 - lw)
-        box((min(x_a, x_b), ly, hz), (max(x_a, x_b), ly + lh, hz + 0.04), head, True)
-        box((min(x_a, x_b), ly, -hz - 0.04), (max(x_a, x_b), ly + lh, -hz), tail, True)
+    wrap = rng.uniform(0.2, 0.35)  # how far the lights wrap around the corners
+    for side in (-1, 1):  # the lights wrap around the corners: seen from the side too
+        x_a, x_b = side * (hx + 0.03), side * (hx - lw)
+        box((min(x_a, x_b), ly, hz - wrap), (max(x_a, x_b), ly + lh, hz + 0.04), head, True)
+        box((min(x_a, x_b), ly, -hz - 0.04), (max(x_a, x_b), ly + lh, -hz + wrap), tail, True)
+    # a dark grille between the head lights: the front from far off
+    box((-hx + lw + 0.1, ly - lh * 0.5, hz), (hx - lw - 0.1, ly + lh, hz + 0.03), dark)
     # details
     if style in ("sports", "sedan") and rng.random() < 0.5:  # a spoiler over the trunk
         sy = y1 + rng.uniform(0.15, 0.3)
