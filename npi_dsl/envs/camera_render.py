@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -184,6 +185,7 @@ class FrameCache:
         self._frames: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
         self.hits = 0
         self.misses = 0
+        self.render_seconds = 0.0  # spent rendering the misses
 
     def get(self, key: tuple[int, int]) -> np.ndarray | None:
         frame = self._frames.get(key)
@@ -201,6 +203,7 @@ class FrameCache:
     def clear(self) -> None:
         self._frames.clear()
         self.hits = self.misses = 0
+        self.render_seconds = 0.0
 
 
 CACHE = FrameCache()
@@ -213,7 +216,9 @@ def render_cached(views: Sequence[tuple[int, tuple[int, int, int, int]]],
     for i, (key, (car, light, az, el)) in enumerate(views):
         frame = CACHE.get((key, size))
         if frame is None:
+            t = time.perf_counter()
             frame = render_view(car, light, az, el, size)
+            CACHE.render_seconds += time.perf_counter() - t
             frame.setflags(write=False)
             CACHE.put((key, size), frame)
         out[i] = frame
