@@ -312,6 +312,15 @@ def _syntax_diagnostic(e: UnexpectedInput, text: str, path: str) -> Diagnostic:
         return Diagnostic(path, tok_span(prev), "error", "E003",
                           f"`{prev}` is a keyword and cannot be used as a name",
                           "choose another name")
+    if str(tok) in _TOP_LEVEL and tok.type != "NAME":
+        unclosed = _first_unclosed(text[: tok.start_pos])
+        if unclosed is not None and unclosed[1] == "{":
+            (line, col), _ch = unclosed
+            return Diagnostic(
+                path, Span.point(line, col), "error", "E002",
+                f"`{{` opened here is never closed before `{tok}` at line {tok.line}",
+                f"add `}}` where the block ends, before line {tok.line}",
+            )
     hint = f"expected {expected}" if expected else None
     slip = _slip_hint(text, tok, prev, accepts)
     if slip is not None:
@@ -324,6 +333,9 @@ def _syntax_diagnostic(e: UnexpectedInput, text: str, path: str) -> Diagnostic:
         hint = "npi has no `else if`: write `elif CONDITION { ... }`"
     return Diagnostic(path, span, "error", "E001", f"unexpected {_describe_token(tok)}", hint)
 
+
+#: keywords that start a declaration: met inside a block, a `}` is missing before them
+_TOP_LEVEL = frozenset({"env", "import", "const", "task", "program"})
 
 #: the `while` idiom shown where a `for` loop was written
 _WHILE_IDIOM = "npi has no `for` loop: count with `while`: `let i = 0` then " \

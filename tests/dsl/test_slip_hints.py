@@ -17,6 +17,7 @@ ERR = Path(__file__).parent / "err"
     ("e001_slash_comment.npi", "comments start with `#`"),
     ("e001_for_loop.npi", "npi has no `for` loop: count with `while`"),
     ("e203_capital_true.npi", "booleans are lowercase: write `true`"),
+    ("e002_missing_brace_mid_file.npi", "never closed before `program` at line 9"),
 ])
 def test_slip_gets_its_hint(case: str, hint: str) -> None:
     r = CliRunner().invoke(app, ["check", str(ERR / case)])
