@@ -77,6 +77,8 @@ class ArrayEnv(BoundOperations, Environment):
             arg_range=resolved["arg_range"],
             blank=BLANK,
             oracles={"sorted": "the input sorted ascending", "max": "the largest input value"},
+            oracle_types={"sorted": "list", "max": "int"},
+            result_type="list",
             config=resolved,
         )
 

@@ -84,6 +84,10 @@ class Vocabulary:
     blank: int = 10  # the integer BLANK stands for (in names and in observations)
     oracles: Mapping[str, str] = field(default_factory=dict)  # `expect NAME` -> description
     config: Mapping[str, JSON] = field(default_factory=dict)
+    #: the type of what each oracle gives ("int", "bool", "list", "number": a decimal string)
+    #: and of the default result (`env.result()`); empty / None: not declared, not checked
+    oracle_types: Mapping[str, str] = field(default_factory=dict)
+    result_type: str | None = None
 
     def action_id(self, name: str) -> int:
         for i, a in enumerate(self.actions):
