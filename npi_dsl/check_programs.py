@@ -93,8 +93,17 @@ class ProgramChecker(ExprChecker):
                 if orelse is not None:
                     self._block(info, q, orelse, scope, tail, in_loop)
             case ast.While(cond=cond, body=body):
+                before = len(self.diags)
                 self._condition(info, cond, scope, "while")
+                cond_ok = len(self.diags) == before  # no warning on top of a broken condition
                 self._block(info, q, body, scope, False, True)
+                if cond_ok and not _makes_call(body) and cond != ast.BoolLit(False, cond.span):
+                    self.warning(info.path, s.span, "W602",
+                                 "this `while` makes no call and assigns nothing in its "
+                                 "body: nothing can change its condition, so once it holds "
+                                 "the loop never ends",
+                                 "move a pointer in the loop (e.g. `MOVE(in1, LEFT)`), call a "
+                                 "program that does, or count with a local (`i = i + 1`)")
             case ast.Return(value=value):
                 if value is not None:
                     self.error(info.path, value.span, "E004", "return takes no value",
@@ -158,3 +167,20 @@ class ProgramChecker(ExprChecker):
             self.error(info.path, s.span, code,
                        f"{what} takes {want} argument{'s' * (want != 1)}, {got} given",
                        f"call it as {s.name}({params})")
+
+
+def _makes_call(block: ast.Block) -> bool:
+    """Whether a block (with the blocks nested in it) holds a call or an assignment: something
+    that can change what a loop's condition reads."""
+    for st in block.stmts:
+        match st:
+            case ast.CallStmt() | ast.Assign():
+                return True
+            case ast.If(branches=branches, orelse=orelse):
+                if any(_makes_call(b.body) for b in branches) or (
+                        orelse is not None and _makes_call(orelse)):
+                    return True
+            case ast.While(body=body):
+                if _makes_call(body):
+                    return True
+    return False

@@ -11,6 +11,10 @@ from npi_dsl.diagnostics import Note, did_you_mean
 from npi_dsl.parser import KEYWORDS
 from npi_dsl.trace import ACT
 
+#: how W603 names the types of results
+_TYPE_WORDS = {"int": "an integer", "bool": "a boolean", "list": "a list",
+               "number": "a decimal number (string)"}
+
 
 class TaskChecker(ProgramChecker):
     """The checks of the root file's tasks, on top of the program checks."""
@@ -77,10 +81,21 @@ class TaskChecker(ProgramChecker):
                                did_you_mean(expect, self.vocab.oracles) or
                                f"oracles: {', '.join(self.vocab.oracles) or 'none'}")
             result = None
+            produced = self.vocab.result_type
             if (rf := seen.get("result")) is not None:
                 assert not isinstance(rf.value, ast.CallStmt)
                 result = rf.value
-                self._expr(root, result, None)
+                produced = self._expr(root, result, None)
+            wants = self.vocab.oracle_types.get(expect) if expect is not None else None
+            if ef is not None and wants is not None and produced is not None and \
+                    produced != wants:
+                self.warning(root.path, ef.span, "W603",
+                             f"`expect {expect}` gives {_TYPE_WORDS.get(wants, wants)} but the "
+                             f"task's result is {_TYPE_WORDS.get(produced, produced)}: no run "
+                             "can be correct",
+                             "add a `result EXPR` field that reads the answer from the final "
+                             "state, e.g. `result value(p1)`" if rf is None else
+                             "make the `result` expression give what the oracle gives")
             reach = (nx.descendants(graph, entry_q) - {ACT}) | {entry_q}
             by_name: dict[str, str] = {}
             for rq in sorted(reach):

@@ -76,6 +76,8 @@ CODES: dict[str, str] = {
     "E504": "unknown oracle",
     # warnings
     "W601": "program unreachable from every task entry",
+    "W602": "a `while` whose body makes no call and assigns nothing",
+    "W603": "an `expect` oracle whose result type the task cannot produce",
     # runtime (symbolic execution; docs/tasks.md)
     "R001": "division by zero",
     "R002": "argument out of range at run time",

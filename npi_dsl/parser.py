@@ -314,14 +314,45 @@ def _syntax_diagnostic(e: UnexpectedInput, text: str, path: str) -> Diagnostic:
         return Diagnostic(path, tok_span(prev), "error", "E003",
                           f"`{prev}` is a keyword and cannot be used as a name",
                           "choose another name")
+    if str(tok) in _TOP_LEVEL and tok.type != "NAME":
+        unclosed = _first_unclosed(text[: tok.start_pos])
+        if unclosed is not None and unclosed[1] == "{":
+            (line, col), _ch = unclosed
+            return Diagnostic(
+                path, Span.point(line, col), "error", "E002",
+                f"`{{` opened here is never closed before `{tok}` at line {tok.line}",
+                f"add `}}` where the block ends, before line {tok.line}",
+            )
     hint = f"expected {expected}" if expected else None
-    if tok.type == "NAME" and "NAME" not in accepts and prev is not None and prev.type == "NAME":
+    slip = _slip_hint(text, tok, prev, accepts)
+    if slip is not None:
+        hint = slip
+    elif tok.type == "NAME" and "NAME" not in accepts and prev is not None and prev.type == "NAME":
         hint = (hint + "; " if hint else "") + "a call needs parentheses: `NAME()`"
     elif tok.type == "COMPARE" and "COMPARE" not in accepts and _compares_before(text, tok):
         hint = "comparisons do not chain: write `a < b and b < c`"
     elif str(tok) == "if" and prev is not None and str(prev) == "else":
         hint = "npi has no `else if`: write `elif CONDITION { ... }`"
     return Diagnostic(path, span, "error", "E001", f"unexpected {_describe_token(tok)}", hint)
+
+
+#: keywords that start a declaration: met inside a block, a `}` is missing before them
+_TOP_LEVEL = frozenset({"env", "import", "const", "task", "program"})
+
+#: the `while` idiom shown where a `for` loop was written
+_WHILE_IDIOM = "npi has no `for` loop: count with `while`: `let i = 0` then " \
+    "`while i < 3 { ... i = i + 1 }`"
+
+
+def _slip_hint(text: str, tok: Token, prev: Token | None, accepts: set[str]) -> str | None:
+    """A hint for a common slip from other languages (`=` for `==`, `//`, `for`), or None."""
+    if str(tok) == "=" and "COMPARE" in accepts:
+        return "did you mean `==`? `=` assigns (`x = 1`); a comparison is `==`"
+    if str(tok) == "/" and text.startswith("//", tok.start_pos):
+        return "comments start with `#`: write `# ...`, not `// ...`"
+    if prev is not None and prev.type == "NAME" and str(prev) == "for":
+        return _WHILE_IDIOM
+    return None
 
 
 def _compares_before(text: str, tok: Token) -> bool:

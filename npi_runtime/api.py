@@ -440,6 +440,8 @@ def run_network(model: NPI, checked: Checked, inputs: Sequence[Any], task: str |
     """Run the network in closed loop on inputs (all at once, in batches).
 
     Returns per input `{input, result, correct, status, steps, message}`; `status` is `ok`,
+    `correct` follows the task's `expect`, or without one says whether the result equals the
+    reference's (None when the reference fails on that input; False when the network fails),
     `step_budget`, `depth_budget` or `env_error` (the network made an illegal action).
     """
     runner = task_runner(checked, task)
@@ -453,9 +455,25 @@ def run_network(model: NPI, checked: Checked, inputs: Sequence[Any], task: str |
         for v, env, o in zip(chunk, envs, outcomes, strict=True):
             result = runner.result(env) if o.ok else None
             out.append({"input": v, "result": result,
-                        "correct": o.ok and runner.correct(v, result), "status": o.status,
+                        "correct": o.ok and _network_correct(runner, v, result),
+                        "status": o.status,
                         "steps": o.steps, "message": o.message})
     return out
+
+
+def _network_correct(runner: TaskRunner, value: Any, result: Any) -> bool | None:
+    """Whether the network's result is right: the task's `expect` when it has one; without,
+    whether it equals the reference program's result on the same input (None when the
+    reference itself fails on it)."""
+    from npi_dsl.interpreter import NpiRuntimeError
+
+    if runner.task.expect is not None:
+        return runner.correct(value, result)
+    try:
+        reference, _steps = runner.run_result(value)
+    except NpiRuntimeError:
+        return None
+    return bool(result == reference)
 
 
 def verify(model: NPI | str | Path, checked: Checked, lengths: Sequence[int] | None,

@@ -88,6 +88,8 @@ class ArrayEnv(BoundOperations, Environment):
             blank=BLANK,
             oracles={"sorted": "the input sorted ascending", "max": "the largest input value",
                      "reversed": "the input in reverse order"},
+            oracle_types={"sorted": "list", "max": "int", "reversed": "list"},
+            result_type="list",
             config=resolved,
         )
 

@@ -133,6 +133,10 @@ class Vocabulary:
         slots = tuple(ObsSlot(self.query_text(n, a), self.queries[n].slot_symbols)
                       for n, a in observed)
         return replace(self, observation=slots, observed=tuple(observed))
+    #: the type of what each oracle gives ("int", "bool", "list", "number": a decimal string)
+    #: and of the default result (`env.result()`); empty / None: not declared, not checked
+    oracle_types: Mapping[str, str] = field(default_factory=dict)
+    result_type: str | None = None
 
     def action_id(self, name: str) -> int:
         for i, a in enumerate(self.actions):

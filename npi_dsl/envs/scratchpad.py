@@ -145,6 +145,8 @@ class ScratchpadEnv(BoundOperations, Environment):
             arg_range=resolved["arg_range"],
             blank=BLANK,
             oracles={"sum": "the decimal sum of the two inputs"},
+            oracle_types={"sum": "number"},
+            result_type="number",
             config=resolved,
         )
 
