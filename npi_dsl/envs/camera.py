@@ -51,6 +51,9 @@ PAD_SYMBOLS = 24
 DIRECTIONS = ("LEFT", "RIGHT", "UP", "DOWN")
 LEFT, RIGHT, UP, DOWN = range(4)
 KEYS = ("car", "azimuth", "elevation", "light")
+GRID = (AZIMUTHS, ELEVATIONS)
+#: per direction: (0 azimuth or 1 elevation, the step along it)
+STEPS = ((0, -1), (0, 1), (1, 1), (1, -1))
 MIN_SIZE, MAX_SIZE = 16, 128
 
 
@@ -156,23 +159,17 @@ class CameraEnv(BoundOperations, Environment):
             return (key, *pad)
 
         def move(direction: int, _unused: int = 0) -> None:
-            if direction == LEFT or direction == RIGHT:
-                i = pose[0] + (1 if direction == RIGHT else -1)
-                if not 0 <= i < n_az:
-                    raise EnvError(f"MOVE({DIRECTIONS[direction]}): the camera is at azimuth "
-                                   f"{AZIMUTHS[pose[0]]}, the edge of "
-                                   f"{AZIMUTHS[0]}..{AZIMUTHS[-1]}")
-                pose[0] = i
-            elif direction == UP or direction == DOWN:
-                i = pose[1] + (1 if direction == UP else -1)
-                if not 0 <= i < n_el:
-                    raise EnvError(f"MOVE({DIRECTIONS[direction]}): the camera is at elevation "
-                                   f"{ELEVATIONS[pose[1]]}, the edge of "
-                                   f"{ELEVATIONS[0]}..{ELEVATIONS[-1]}")
-                pose[1] = i
-            else:
+            if not 0 <= direction < len(STEPS):
                 raise EnvError(f"MOVE: direction must be 0..3 (LEFT, RIGHT, UP, DOWN), got "
                                f"{direction}")
+            axis, delta = STEPS[direction]
+            angles = GRID[axis]
+            i = pose[axis] + delta
+            if not 0 <= i < len(angles):
+                raise EnvError(f"MOVE({DIRECTIONS[direction]}): the camera is at "
+                               f"{('azimuth', 'elevation')[axis]} {angles[pose[axis]]}, the "
+                               f"edge of {angles[0]}..{angles[-1]}")
+            pose[axis] = i
 
         self.bind_operations(observe, (move,), {
             "azimuth": lambda: AZIMUTHS[pose[0]],
