@@ -174,6 +174,8 @@ def _children(node: object) -> tuple[object, ...]:
             return (a, b)
         case ast.Task(fields=fields):
             return fields
+        case ast.InputDecl(names=names, where=where):
+            return names if where is None else (*names, where)
         case ast.EnvDecl(config=config):
             return tuple(v for _k, v in config)
     return ()

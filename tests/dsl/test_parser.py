@@ -423,7 +423,8 @@ def test_chained_comparison_gets_a_hint() -> None:
 
 
 def test_a_misplaced_comparison_is_not_called_a_chain() -> None:
-    d = _syntax("env array\ntask t {\n  expect max == 1\n}\n")
+    # (`expect max == 1` is an expression now: `expect EXPR`)
+    d = _syntax("env array\ntask t {\n  entry P() == 1\n}\n")
     assert "chain" not in (d.hint or "")
 
 
