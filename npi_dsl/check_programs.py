@@ -95,6 +95,13 @@ class ProgramChecker(ExprChecker):
             case ast.While(cond=cond, body=body):
                 self._condition(info, cond, scope, "while")
                 self._block(info, q, body, scope, False, True)
+                if not _makes_call(body) and self._const_value(info, cond, scope) is not False:
+                    self.warning(info.path, s.span, "W610", "this `while` makes no call in "
+                                 "its body: the environment cannot change inside it, so it "
+                                 "either never ends or ends after changing only locals, "
+                                 "which no trace step records",
+                                 "call an action or a program in the body, e.g. "
+                                 "`MOVE(in1, LEFT)`, or remove the loop")
             case ast.Return(value=value):
                 if value is not None:
                     self.error(info.path, value.span, "E004", "return takes no value",
@@ -158,3 +165,20 @@ class ProgramChecker(ExprChecker):
             self.error(info.path, s.span, code,
                        f"{what} takes {want} argument{'s' * (want != 1)}, {got} given",
                        f"call it as {s.name}({params})")
+
+
+def _makes_call(block: ast.Block) -> bool:
+    """Whether a block holds a call statement (in it or in a nested block)."""
+    stack: list[ast.Stmt] = list(block.stmts)
+    while stack:
+        st = stack.pop()
+        if isinstance(st, ast.CallStmt):
+            return True
+        if isinstance(st, ast.While):
+            stack += st.body.stmts
+        elif isinstance(st, ast.If):
+            for br in st.branches:
+                stack += br.body.stmts
+            if st.orelse is not None:
+                stack += st.orelse.stmts
+    return False

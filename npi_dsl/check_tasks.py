@@ -5,11 +5,11 @@ from __future__ import annotations
 import networkx as nx
 
 from npi_dsl import ast
+from npi_dsl.builtins import ValueType
 from npi_dsl.check_programs import ProgramChecker
 from npi_dsl.checked import MAX_ARGS, Checked, FileInfo, TaskInfo
 from npi_dsl.diagnostics import Note, did_you_mean
 from npi_dsl.parser import KEYWORDS
-from npi_dsl.builtins import ValueType
 from npi_dsl.task_inputs import TaskInputs, _an, check_expr
 from npi_dsl.trace import ACT
 

@@ -71,8 +71,17 @@ CODES: dict[str, str] = {
     "E502": "task entry is not a program of the file",
     "E503": "duplicate task field",
     "E504": "unknown oracle",
+    "E510": "input on an environment without input parts",
+    "E511": "wrong number of input names",
+    "E512": "unknown name in a task expression",
+    "E513": "unknown function in a task expression",
+    "E514": "wrong number of arguments to a built-in",
+    "E515": "task expression of the wrong type",
+    "E516": "input name given twice",
     # warnings
     "W601": "program unreachable from every task entry",
+    "W610": "loop whose body makes no call",
+    "W611": "expected result the task cannot produce",
     # runtime (symbolic execution; docs/tasks.md)
     "R001": "division by zero",
     "R002": "argument out of range at run time",

@@ -21,6 +21,7 @@ from __future__ import annotations
 import random
 from typing import Any, NoReturn
 
+from npi_dsl.builtins import decimal_to_int, int_to_decimal
 from npi_dsl.envs.base import (
     JSON,
     ActionSpec,
@@ -34,7 +35,6 @@ from npi_dsl.envs.base import (
     Vocabulary,
     describe_value,
 )
-from npi_dsl.builtins import decimal_to_int, int_to_decimal
 from npi_dsl.inline import InlineSpec, literal
 
 LEFT = 0
