@@ -59,7 +59,8 @@ def check_expr(e: ast.Expr, names: dict[str, ValueType], consts: dict[str, int |
                 return "bool" if type(consts[n]) is bool else "int"
             known = ", ".join(names) or "none"
             problems.append((span, "E512", f"unknown name `{n}` in a task expression",
-                             f"the input names are: {known}"))
+                             f"booleans are lower case: did you mean `{n.lower()}`?"
+                             if n in ("True", "False") else f"the input names are: {known}"))
             return None
         case ast.QueryCall(name=n, args=args, name_span=ns, span=span):
             types = [check_expr(a, names, consts, problems) for a in args]
