@@ -93,9 +93,12 @@ class ProgramChecker(ExprChecker):
                 if orelse is not None:
                     self._block(info, q, orelse, scope, tail, in_loop)
             case ast.While(cond=cond, body=body):
+                before = len(self.diags)
                 self._condition(info, cond, scope, "while")
+                cond_ok = len(self.diags) == before  # no W610 on top of a bad condition
                 self._block(info, q, body, scope, False, True)
-                if not _makes_call(body) and self._const_value(info, cond, scope) is not False:
+                if cond_ok and not _makes_call(body) and \
+                        self._const_value(info, cond, scope) is not False:
                     self.warning(info.path, s.span, "W610", "this `while` makes no call in "
                                  "its body: the environment cannot change inside it, so it "
                                  "either never ends or ends after changing only locals, "
