@@ -183,11 +183,21 @@ class Const:
 
 
 @dataclass(frozen=True)
+class InputDecl:
+    """`input a, b where EXPR`: names for the environment's input parts, a constraint."""
+
+    names: tuple[Name, ...]
+    where: Expr | None
+    span: Span
+
+
+@dataclass(frozen=True)
 class TaskField:
-    """One field of a task: `entry CALL`, `result EXPR` or `expect NAME`."""
+    """One field of a task: `entry CALL`, `result EXPR`, `expect EXPR` (an oracle's NAME or
+    an expression over the input names) or `input NAMES [where EXPR]`."""
 
     key: str
-    value: CallStmt | Expr | Name
+    value: CallStmt | Expr | Name | InputDecl
     span: Span
 
 

@@ -203,8 +203,8 @@ class ExprChecker:
                 if scope is not None:
                     visible |= scope.names()
                 self.error(info.path, span, "E203", f"unknown name `{n}`",
-                           (f"booleans are lowercase: write `{n.lower()}`"
-                            if n in ("True", "False") else None) or
+                           (f"booleans are lower case: did you mean `{n.lower()}`?"
+                            if n in ("True", "False", "TRUE", "FALSE") else None) or
                            did_you_mean(n, visible) or
                            f"names of env {self.vocab.env}: {', '.join(self.vocab.names)}")
                 return None

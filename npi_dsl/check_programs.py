@@ -95,15 +95,16 @@ class ProgramChecker(ExprChecker):
             case ast.While(cond=cond, body=body):
                 before = len(self.diags)
                 self._condition(info, cond, scope, "while")
-                cond_ok = len(self.diags) == before  # no warning on top of a broken condition
+                cond_ok = len(self.diags) == before  # no W610 on top of a bad condition
                 self._block(info, q, body, scope, False, True)
-                if cond_ok and not _makes_call(body) and cond != ast.BoolLit(False, cond.span):
-                    self.warning(info.path, s.span, "W602",
-                                 "this `while` makes no call and assigns nothing in its "
-                                 "body: nothing can change its condition, so once it holds "
-                                 "the loop never ends",
-                                 "move a pointer in the loop (e.g. `MOVE(in1, LEFT)`), call a "
-                                 "program that does, or count with a local (`i = i + 1`)")
+                if cond_ok and not _makes_call(body) and \
+                        self._const_value(info, cond, scope) is not False:
+                    self.warning(info.path, s.span, "W610", "this `while` makes no call in "
+                                 "its body: the environment cannot change inside it, so it "
+                                 "either never ends or ends after changing only locals, "
+                                 "which no trace step records",
+                                 "call an action or a program in the body, e.g. "
+                                 "`MOVE(in1, LEFT)`, or remove the loop")
             case ast.Return(value=value):
                 if value is not None:
                     self.error(info.path, value.span, "E004", "return takes no value",
@@ -170,17 +171,17 @@ class ProgramChecker(ExprChecker):
 
 
 def _makes_call(block: ast.Block) -> bool:
-    """Whether a block (with the blocks nested in it) holds a call or an assignment: something
-    that can change what a loop's condition reads."""
-    for st in block.stmts:
-        match st:
-            case ast.CallStmt() | ast.Assign():
-                return True
-            case ast.If(branches=branches, orelse=orelse):
-                if any(_makes_call(b.body) for b in branches) or (
-                        orelse is not None and _makes_call(orelse)):
-                    return True
-            case ast.While(body=body):
-                if _makes_call(body):
-                    return True
+    """Whether a block holds a call statement (in it or in a nested block)."""
+    stack: list[ast.Stmt] = list(block.stmts)
+    while stack:
+        st = stack.pop()
+        if isinstance(st, ast.CallStmt):
+            return True
+        if isinstance(st, ast.While):
+            stack += st.body.stmts
+        elif isinstance(st, ast.If):
+            for br in st.branches:
+                stack += br.body.stmts
+            if st.orelse is not None:
+                stack += st.orelse.stmts
     return False

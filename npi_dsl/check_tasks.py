@@ -5,15 +5,13 @@ from __future__ import annotations
 import networkx as nx
 
 from npi_dsl import ast
+from npi_dsl.builtins import ValueType
 from npi_dsl.check_programs import ProgramChecker
 from npi_dsl.checked import MAX_ARGS, Checked, FileInfo, TaskInfo
 from npi_dsl.diagnostics import Note, did_you_mean
 from npi_dsl.parser import KEYWORDS
+from npi_dsl.task_inputs import TaskInputs, _an, check_expr
 from npi_dsl.trace import ACT
-
-#: how W603 names the types of results
-_TYPE_WORDS = {"int": "an integer", "bool": "a boolean", "list": "a list",
-               "number": "a decimal number (string)"}
 
 
 class TaskChecker(ProgramChecker):
@@ -71,31 +69,13 @@ class TaskChecker(ProgramChecker):
                            "an entry argument must be a constant")
             entry_args = tuple(int(v) for v in args if v is not None)[:MAX_ARGS]
             entry_args += (0,) * (MAX_ARGS - len(entry_args))
-            expect = None
-            if (ef := seen.get("expect")) is not None:
-                assert isinstance(ef.value, ast.Name)
-                expect = ef.value.name
-                if expect not in self.vocab.oracles:
-                    self.error(root.path, ef.value.span, "E504",
-                               f"env {self.vocab.env} has no oracle `{expect}`",
-                               did_you_mean(expect, self.vocab.oracles) or
-                               f"oracles: {', '.join(self.vocab.oracles) or 'none'}")
             result = None
             produced = self.vocab.result_type
             if (rf := seen.get("result")) is not None:
                 assert not isinstance(rf.value, ast.CallStmt)
                 result = rf.value
                 produced = self._expr(root, result, None)
-            wants = self.vocab.oracle_types.get(expect) if expect is not None else None
-            if ef is not None and wants is not None and produced is not None and \
-                    produced != wants:
-                self.warning(root.path, ef.span, "W603",
-                             f"`expect {expect}` gives {_TYPE_WORDS.get(wants, wants)} but the "
-                             f"task's result is {_TYPE_WORDS.get(produced, produced)}: no run "
-                             "can be correct",
-                             "add a `result EXPR` field that reads the answer from the final "
-                             "state, e.g. `result value(p1)`" if rf is None else
-                             "make the `result` expression give what the oracle gives")
+            expect, inputs = self._task_inputs(root, t, seen, produced)
             reach = (nx.descendants(graph, entry_q) - {ACT}) | {entry_q}
             by_name: dict[str, str] = {}
             for rq in sorted(reach):
@@ -107,8 +87,99 @@ class TaskChecker(ProgramChecker):
                                "traces name programs by bare name: rename one of them")
                 by_name[bare] = rq
             tasks[t.name] = TaskInfo(t.name, t, root, entry_q, entry_args, result, expect,
-                                     tuple(sorted(reach)))
+                                     tuple(sorted(reach)), inputs)
         return tasks
+
+    def _task_inputs(self, root: FileInfo, t: ast.Task, seen: dict[str, ast.TaskField],
+                     produced: str | None) -> tuple[str | None, TaskInputs | None]:
+        """A task's `input`, `where` and `expect` (E504, E510-E516, W611): the expect's text
+        (an oracle's name or the expression) and the TaskInputs, None when the task names no
+        inputs and expects an oracle or nothing."""
+        assert self.vocab is not None
+        parts = self.vocab.input_parts
+        names = tuple(p.name for p in parts)
+        inf, ef = seen.get("input"), seen.get("expect")
+        decl = inf.value if inf is not None else None
+        assert decl is None or isinstance(decl, ast.InputDecl)
+        usable = True
+        if decl is not None:
+            if not parts:
+                usable = False
+                self.error(root.path, inf.span, "E510", f"env {self.vocab.env} has no input "
+                           "parts a task can name", "remove the `input` field; `expect` may "
+                           "name an oracle: " + (", ".join(self.vocab.oracles) or "none"))
+            elif len(decl.names) != len(parts):
+                usable = False
+                want = ", ".join(f"{p.name} ({p.type})" for p in parts)
+                self.error(root.path, inf.span, "E511", f"env {self.vocab.env} has "
+                           f"{len(parts)} input part{'s' * (len(parts) != 1)}, got "
+                           f"{len(decl.names)} name{'s' * (len(decl.names) != 1)}",
+                           f"name each part, in order: {want}")
+            else:
+                dup = next((n for k, n in enumerate(decl.names)
+                            if n.name in {m.name for m in decl.names[:k]}), None)
+                bad = next((n for n in decl.names if n.name in KEYWORDS), None)
+                if dup is not None:
+                    usable = False
+                    self.error(root.path, dup.span, "E516", f"input name `{dup.name}` is "
+                               "given twice", "give each input part its own name")
+                elif bad is not None:
+                    usable = False
+                    self._bad_name(root, bad.name, bad.span)
+                else:
+                    names = tuple(n.name for n in decl.names)
+        types: dict[str, ValueType] = {n: p.type for n, p in zip(names, parts, strict=True)}
+        where_text = None
+        if decl is not None and decl.where is not None and usable:
+            where_text = span_text(root.source, decl.where.span)
+            self._task_expr(root, decl.where, types, "bool", "the constraint")
+        expect: str | None = None
+        expect_expr: ast.Expr | None = None
+        if ef is not None:
+            v = ef.value
+            assert not isinstance(v, ast.CallStmt | ast.InputDecl)
+            expect = span_text(root.source, v.span)
+            if isinstance(v, ast.Name) and v.name not in types:
+                if v.name in self.vocab.oracles:
+                    gives = self.vocab.oracle_types.get(v.name)
+                    self._cannot_produce(root, ef, t, gives, produced)
+                else:
+                    self.error(root.path, v.span, "E504",
+                               f"env {self.vocab.env} has no oracle `{v.name}`",
+                               did_you_mean(v.name, [*self.vocab.oracles, *types]) or
+                               f"oracles: {', '.join(self.vocab.oracles) or 'none'}"
+                               + (f"; input names: {', '.join(types)}" if types else ""))
+            elif usable:
+                expect_expr = v
+                gives = self._task_expr(root, v, types, None, "the expected result")
+                self._cannot_produce(root, ef, t, gives, produced)
+        if decl is None and expect_expr is None:
+            return expect, None
+        return expect, TaskInputs(names, decl.where if decl is not None and usable else None,
+                                  where_text, expect_expr, dict(root.consts))
+
+    def _task_expr(self, root: FileInfo, e: ast.Expr, types: dict[str, ValueType],
+                   want: str | None, what: str) -> str | None:
+        problems: list = []
+        t = check_expr(e, types, root.consts, problems)
+        for span, code, msg, hint in problems:
+            self.error(root.path, span, code, msg, hint)
+        if not problems and want is not None and t is not None and t != want:
+            self.error(root.path, e.span, "E515", f"{what} must be {_an(want)}, got {_an(t)}",
+                       "compare values: `a >= b`, `len(xs) > 1`")
+        return None if problems else t
+
+    def _cannot_produce(self, root: FileInfo, ef: ast.TaskField, t: ast.Task,
+                        gives: str | None, produced: str | None) -> None:
+        if gives is None or produced is None or gives == produced:
+            return
+        how = ("its `result` expression" if t.field("result") is not None else
+               f"env {self.vocab.env}'s result" if self.vocab else "its result")
+        self.warning(root.path, ef.span, "W611", f"task `{t.name}` can never be correct: "
+                     f"`{span_text(root.source, ef.value.span)}` is {_an(gives)}, "
+                     f"{how} is {_an(produced)}",
+                     "add a `result EXPR` that reads the answer from the final state"
+                     if t.field("result") is None else "make both the same type")
 
     def _check_reachability(self, root: FileInfo, tasks: dict[str, TaskInfo]) -> None:
         if not root.module.tasks:
@@ -120,3 +191,14 @@ class TaskChecker(ProgramChecker):
                 self.warning(root.path, prog.name_span, "W601",
                              f"program `{prog.name}` is unreachable from every task entry",
                              "call it from a program of a task, or remove it")
+
+
+def span_text(source: str, span: ast.Span) -> str:
+    """The source text of a span (1-based lines and columns, end exclusive), on one line."""
+    lines = source.splitlines()[span.line - 1 : span.end_line]
+    if not lines:
+        return ""
+    if len(lines) == 1:
+        return lines[0][span.column - 1 : span.end_column - 1]
+    parts = [lines[0][span.column - 1 :], *lines[1:-1], lines[-1][: span.end_column - 1]]
+    return " ".join(p.strip() for p in parts)

@@ -13,6 +13,7 @@ import networkx as nx
 from npi_dsl import ast
 from npi_dsl.diagnostics import Diagnostic, did_you_mean, has_errors
 from npi_dsl.envs.base import Environment, Vocabulary
+from npi_dsl.task_inputs import TaskInputs
 
 MAX_ARGS = 3  # NPI's argument tuple
 Type = Literal["int", "bool"] | None
@@ -51,8 +52,18 @@ class TaskInfo:
     entry: str  # qualified name of the entry program
     entry_args: tuple[int, ...]  # three integers
     result: ast.Expr | None  # read from the final state; None: the environment's default
-    expect: str | None  # the environment oracle that says what a correct result is
+    #: what says what a correct result is, as written: an environment oracle's name, or an
+    #: expression over the input names (then `inputs.expect` holds it)
+    expect: str | None
     programs: tuple[str, ...]  # qualified names reachable from the entry, canonical order
+    #: the task's `input` names, `where` constraint and `expect EXPR` (npi_dsl/task_inputs)
+    inputs: TaskInputs | None = None
+
+    @property
+    def oracle(self) -> str | None:
+        """The environment oracle of `expect NAME`, None for `expect EXPR` or no expect."""
+        return None if self.inputs is not None and self.inputs.expect is not None \
+            else self.expect
 
 
 @dataclass

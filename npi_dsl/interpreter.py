@@ -172,8 +172,7 @@ class TaskRunner(RunnerBase):
         self._limit = 3 * max_steps + 1  # the trace list holds 3 fragments a step, plus 1
         self._has_result = task.result is not None
         self._env_result = self.env.result
-        self._expected = None if task.expect is None else self.env.expected
-        self._oracle = task.expect
+        self._expected = self.expected_fn()
         self._input_length = self.env.input_length
         self._head = record_head(header_values(task.name, self.vocab, task.programs,
                                                checked.source_hash))
@@ -283,7 +282,7 @@ class TaskRunner(RunnerBase):
         if len(out) > self._limit:
             raise self._over_budget(b)
         if self._expected is not None:
-            expected = self._expected(self._oracle, value)
+            expected = self._expected(value)
             if result != expected:
                 n = (len(out) - 1) // 3
                 steps = b.compiled.encoding.steps(out) if n <= KEEP_PARTIAL_STEPS else None

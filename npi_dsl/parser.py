@@ -174,6 +174,8 @@ def _children(node: object) -> tuple[object, ...]:
             return (a, b)
         case ast.Task(fields=fields):
             return fields
+        case ast.InputDecl(names=names, where=where):
+            return names if where is None else (*names, where)
         case ast.EnvDecl(config=config):
             return tuple(v for _k, v in config)
         case ast.Observe(queries=queries):
@@ -314,20 +316,27 @@ def _syntax_diagnostic(e: UnexpectedInput, text: str, path: str) -> Diagnostic:
         return Diagnostic(path, tok_span(prev), "error", "E003",
                           f"`{prev}` is a keyword and cannot be used as a name",
                           "choose another name")
-    if str(tok) in _TOP_LEVEL and tok.type != "NAME":
+    if str(tok) in _DECLARATION_WORDS and tok.type != "NAME" and accepts and \
+            "RBRACE" in accepts:
         unclosed = _first_unclosed(text[: tok.start_pos])
         if unclosed is not None and unclosed[1] == "{":
-            (line, col), _ch = unclosed
+            (line, col), _ = unclosed
             return Diagnostic(
                 path, Span.point(line, col), "error", "E002",
-                f"`{{` opened here is never closed before `{tok}` at line {tok.line}",
-                f"add `}}` where the block ends, before line {tok.line}",
-            )
+                "`{` opened here is never closed",
+                f"add `}}` where its block ends, before `{tok}` at line {tok.line} (when an "
+                "inner block lacks its `}`, the next `}` closes that one instead)")
     hint = f"expected {expected}" if expected else None
-    slip = _slip_hint(text, tok, prev, accepts)
-    if slip is not None:
-        hint = slip
-    elif tok.type == "NAME" and "NAME" not in accepts and prev is not None and prev.type == "NAME":
+    if str(tok) == "=" and "COMPARE" in accepts:
+        hint = "did you mean `==`? `=` assigns (`x = 1`), `==` compares"
+    elif str(tok) == "/" and (text[tok.start_pos : tok.start_pos + 2] == "//" or (
+            prev is not None and str(prev) == "/" and prev.end_pos == tok.start_pos)):
+        hint = "comments start with `#`: `# a comment`"
+    elif tok.type == "NAME" and prev is not None and str(prev) == "for":
+        hint = ("npi has no `for` loop: count with `while`, e.g. `let i = 0` then "
+                "`while i < 3 { ... i = i + 1 }`")
+    elif tok.type == "NAME" and "NAME" not in accepts and prev is not None and \
+            prev.type == "NAME":
         hint = (hint + "; " if hint else "") + "a call needs parentheses: `NAME()`"
     elif tok.type == "COMPARE" and "COMPARE" not in accepts and _compares_before(text, tok):
         hint = "comparisons do not chain: write `a < b and b < c`"
@@ -336,23 +345,8 @@ def _syntax_diagnostic(e: UnexpectedInput, text: str, path: str) -> Diagnostic:
     return Diagnostic(path, span, "error", "E001", f"unexpected {_describe_token(tok)}", hint)
 
 
-#: keywords that start a declaration: met inside a block, a `}` is missing before them
-_TOP_LEVEL = frozenset({"env", "import", "const", "task", "program"})
-
-#: the `while` idiom shown where a `for` loop was written
-_WHILE_IDIOM = "npi has no `for` loop: count with `while`: `let i = 0` then " \
-    "`while i < 3 { ... i = i + 1 }`"
-
-
-def _slip_hint(text: str, tok: Token, prev: Token | None, accepts: set[str]) -> str | None:
-    """A hint for a common slip from other languages (`=` for `==`, `//`, `for`), or None."""
-    if str(tok) == "=" and "COMPARE" in accepts:
-        return "did you mean `==`? `=` assigns (`x = 1`); a comparison is `==`"
-    if str(tok) == "/" and text.startswith("//", tok.start_pos):
-        return "comments start with `#`: write `# ...`, not `// ...`"
-    if prev is not None and prev.type == "NAME" and str(prev) == "for":
-        return _WHILE_IDIOM
-    return None
+#: words that start a declaration: met inside a block, a `}` is missing before them
+_DECLARATION_WORDS = frozenset({"program", "task", "env", "import", "const"})
 
 
 def _compares_before(text: str, tok: Token) -> bool:

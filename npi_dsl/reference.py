@@ -130,8 +130,9 @@ class ReferenceRunner(RunnerBase):
         env.reset(value)
         steps = self._go(env, self.task.entry, list(self.task.entry_args))
         result = self._result(env)
-        if self.task.expect is not None:
-            expected = env.expected(self.task.expect, value)
+        expected_fn = self.expected_fn()
+        if expected_fn is not None:
+            expected = expected_fn(value)
             if result != expected:
                 keep = len(steps) <= rt.KEEP_PARTIAL_STEPS
                 record = self.record(None, value, result, steps) if keep else None

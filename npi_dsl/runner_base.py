@@ -10,8 +10,10 @@ tree-walking) derive from `RunnerBase` and offer the same methods: `run`, `run_l
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
+from npi_dsl import task_inputs
 from npi_dsl.checker import Checked, TaskInfo
 from npi_dsl.envs.base import JSON, Environment
 from npi_dsl.trace_schema import RECORD_KEYS, header_values
@@ -54,26 +56,51 @@ class RunnerBase:
 
     # ---- the task's inputs, result and oracle
     def parse_input(self, value: JSON) -> JSON:
-        """Validate and normalise an input (raises EnvError with a clear message)."""
-        return self.env.parse_input(value)  # type: ignore[attr-defined]
+        """Validate and normalise an input (raises EnvError with a clear message, also when
+        it breaks the task's `where` constraint)."""
+        value = self.env.parse_input(value)  # type: ignore[attr-defined]
+        spec = self.task.inputs
+        if spec is not None and spec.where is not None:
+            task_inputs.check_input(spec, self.env, value)  # type: ignore[attr-defined]
+        return value
 
     def sample_input(self, rng: random.Random, length: int) -> JSON:
+        """An input of `length` drawn with `rng`; under the task's `where` constraint,
+        by shaped rejection sampling (npi_dsl/task_inputs.py; ConstraintError)."""
+        spec = self.task.inputs
+        if spec is not None and spec.where is not None:
+            return task_inputs.sample(spec, self.env, rng, length)  # type: ignore[attr-defined]
         return self.env.sample_input(rng, length)  # type: ignore[attr-defined]
+
+    def expected_fn(self) -> Callable[[JSON], JSON] | None:
+        """The function giving the correct result of a normalised input (`expect NAME` or
+        `expect EXPR`), None for a task without `expect`."""
+        t = self.task
+        env = self.env  # type: ignore[attr-defined]
+        if t.inputs is not None and t.inputs.expect is not None:
+            spec = t.inputs
+            return lambda value: task_inputs.expected(spec, env, value)
+        if t.expect is None:
+            return None
+        oracle, fn = t.expect, env.expected
+        return lambda value: fn(oracle, value)
 
     def input_length(self, value: JSON) -> int:
         return self.env.input_length(value)  # type: ignore[attr-defined]
 
     def expected(self, input: JSON) -> JSON:
-        """The correct result for an input (`expect ORACLE`); None if the task has no oracle."""
-        if self.task.expect is None:
-            return None
-        return self.env.expected(self.task.expect, input)  # type: ignore[attr-defined]
+        """The correct result for an input (`expect NAME` or `expect EXPR`); None if the
+        task has no expect."""
+        fn = self.expected_fn()
+        return None if fn is None else fn(input)
 
     def correct(self, input: JSON, result: JSON) -> bool:
-        """Whether `result` is right for `input`; always true for a task without `expect`."""
-        if self.task.expect is None:
-            return True
-        return bool(result == self.expected(input))
+        """Whether `result` is right for `input`: equal to the `expect`'s answer, or for a
+        task without `expect`, equal to the reference program's result on that input."""
+        fn = self.expected_fn()
+        if fn is None:
+            return bool(result == self.run_result(input)[0])  # type: ignore[attr-defined]
+        return bool(result == fn(input))
 
     # ---- records
     def record(self, seed: int | None, value: JSON, result: JSON,

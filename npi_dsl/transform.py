@@ -107,8 +107,17 @@ class ToAst(Transformer):
         return ast.TaskField("result", children[0], span)
 
     def expect_field(self, span, children):
-        name = children[0]
-        return ast.TaskField("expect", ast.Name(str(name), tok_span(name)), span)
+        return ast.TaskField("expect", children[0], span)
+
+    def input_field(self, span, children):
+        names = tuple(ast.Name(str(c), tok_span(c)) for c in children
+                      if isinstance(c, Token) and c.type == "NAME")
+        where = next((c for c in children if not isinstance(c, Token) and c is not None),
+                     None)
+        return ast.TaskField("input", ast.InputDecl(names, where, span), span)
+
+    def where_clause(self, span, children):
+        return children[0]
 
     def program_decl(self, span, children):
         name, params, body = children

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from npi_dsl.checker import Checked, load
+from npi_dsl.errors import NpiError
 from npi_dsl.interpreter import TaskRunner, compile_task
 from npi_dsl.trace import ACT, env_header
 from npi_runtime import checkpoint as ckpt
@@ -434,14 +435,23 @@ def load_model(run_dir: str | Path, checked: Checked | None = None, *, strict: b
     return model
 
 
+def _correct(runner: Any, value: Any, result: Any) -> bool:
+    """The task's check of a network's result: its `expect`, or without one, the reference
+    program's result on that input (False when the reference itself fails there)."""
+    try:
+        return runner.correct(value, result)
+    except NpiError:
+        return False
+
+
 def run_network(model: NPI, checked: Checked, inputs: Sequence[Any], task: str | None = None,
                 *, max_steps: int = 1_000_000, max_depth: int = 10_000,
                 batch: int = 256) -> list[dict]:
     """Run the network in closed loop on inputs (all at once, in batches).
 
-    Returns per input `{input, result, correct, status, steps, message}`; `status` is `ok`,
-    `correct` follows the task's `expect`, or without one says whether the result equals the
-    reference's (None when the reference fails on that input; False when the network fails),
+    Returns per input `{input, result, correct, status, steps, message}`; `correct` is the
+    task's `expect` check, or for a task without `expect`, whether the result equals the
+    reference program's result on that input; `status` is `ok`,
     `step_budget`, `depth_budget` or `env_error` (the network made an illegal action).
     """
     runner = task_runner(checked, task)
@@ -455,25 +465,9 @@ def run_network(model: NPI, checked: Checked, inputs: Sequence[Any], task: str |
         for v, env, o in zip(chunk, envs, outcomes, strict=True):
             result = runner.result(env) if o.ok else None
             out.append({"input": v, "result": result,
-                        "correct": o.ok and _network_correct(runner, v, result),
-                        "status": o.status,
+                        "correct": o.ok and _correct(runner, v, result), "status": o.status,
                         "steps": o.steps, "message": o.message})
     return out
-
-
-def _network_correct(runner: TaskRunner, value: Any, result: Any) -> bool | None:
-    """Whether the network's result is right: the task's `expect` when it has one; without,
-    whether it equals the reference program's result on the same input (None when the
-    reference itself fails on it)."""
-    from npi_dsl.interpreter import NpiRuntimeError
-
-    if runner.task.expect is not None:
-        return runner.correct(value, result)
-    try:
-        reference, _steps = runner.run_result(value)
-    except NpiRuntimeError:
-        return None
-    return bool(result == reference)
 
 
 def verify(model: NPI | str | Path, checked: Checked, lengths: Sequence[int] | None,

@@ -21,6 +21,7 @@ from npi_dsl.envs.base import (
     BoundOperations,
     EnvError,
     Environment,
+    InputPart,
     ObsSlot,
     QuerySpec,
     Vocabulary,
@@ -88,9 +89,10 @@ class ArrayEnv(BoundOperations, Environment):
             blank=BLANK,
             oracles={"sorted": "the input sorted ascending", "max": "the largest input value",
                      "reversed": "the input in reverse order"},
-            oracle_types={"sorted": "list", "max": "int", "reversed": "list"},
-            result_type="list",
             config=resolved,
+            input_parts=(InputPart("xs", "list", "the array's values, cell 0 first"),),
+            result_type="list",
+            oracle_types={"sorted": "list", "max": "int", "reversed": "list"},
         )
 
     def __init__(self, **config: int) -> None:
@@ -212,6 +214,9 @@ class ArrayEnv(BoundOperations, Environment):
         if type(length) is not int or length < 1:
             raise EnvError(f"array input length must be an integer >= 1, got {length!r}")
         return [rng.randrange(10) for _ in range(length)]
+
+    def input_values(self, value: JSON) -> tuple[Any, ...]:
+        return (list(value),)
 
     def expected(self, oracle: str, input: JSON) -> JSON:
         values = self.parse_input(input)

@@ -96,6 +96,30 @@ class ObsSlot:
 
 
 @dataclass(frozen=True)
+class InputPart:
+    """One part of an environment's input, as task expressions see it (`input a, b`).
+
+    `type` is a task-expression type (npi_dsl/builtins.py): "int" (a number of any size) or
+    "list" (a list of ints); `name` is the default name `where` and `expect` use when the task
+    has no `input` field.
+    """
+
+    name: str
+    type: Literal["int", "list"]
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class InputShape:
+    """What a sampler may build in instead of rejecting (npi_dsl/task_inputs.py): `below`
+    maps a part's index to an exclusive upper bound on its value (`b < 10`), `ordered` holds
+    pairs (i, j) of int parts with part i >= part j (`a >= b`)."""
+
+    below: Mapping[int, int] = field(default_factory=dict)
+    ordered: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True)
 class Vocabulary:
     """Everything static about an environment: what its names mean and what it offers."""
 
@@ -133,10 +157,13 @@ class Vocabulary:
         slots = tuple(ObsSlot(self.query_text(n, a), self.queries[n].slot_symbols)
                       for n, a in observed)
         return replace(self, observation=slots, observed=tuple(observed))
-    #: the type of what each oracle gives ("int", "bool", "list", "number": a decimal string)
-    #: and of the default result (`env.result()`); empty / None: not declared, not checked
-    oracle_types: Mapping[str, str] = field(default_factory=dict)
+    #: the input's parts for `input`, `where` and `expect EXPR`; () : the task inputs cannot
+    #: be named (an `input` field is then a diagnostic)
+    input_parts: tuple[InputPart, ...] = ()
+    #: the task-expression type of `result()` ("int", "list"), None when it has none
     result_type: str | None = None
+    #: oracle -> the task-expression type of its result
+    oracle_types: Mapping[str, str] = field(default_factory=dict)
 
     def action_id(self, name: str) -> int:
         for i, a in enumerate(self.actions):
@@ -220,6 +247,21 @@ class Environment(ABC):
     def input_length(self, value: JSON) -> int:
         """The length of a normalised input (what `--length` means for this environment)."""
         return len(value)
+
+    def input_values(self, value: JSON) -> tuple[Any, ...]:
+        """A normalised input as the values of its parts (`Vocabulary.input_parts`, in
+        order), as task expressions see them. Environments with input parts implement it."""
+        raise EnvError(f"env {self.name} declares no input parts")
+
+    def result_form(self, value: Any) -> JSON:
+        """A task expression's value in the form `result()` gives (the scratch pad: a
+        decimal string), so that `expect EXPR` compares like an oracle's answer."""
+        return value
+
+    def sample_shaped(self, rng: random.Random, length: int, shape: InputShape) -> JSON:
+        """An input of the given length that fits `shape` where the environment can build
+        it in (the constraint is still checked after); the default ignores the shape."""
+        return self.sample_input(rng, length)
 
     @abstractmethod
     def expected(self, oracle: str, input: JSON) -> JSON:

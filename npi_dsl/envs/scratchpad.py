@@ -21,12 +21,15 @@ from __future__ import annotations
 import random
 from typing import Any, NoReturn
 
+from npi_dsl.builtins import decimal_to_int, int_to_decimal
 from npi_dsl.envs.base import (
     JSON,
     ActionSpec,
     BoundOperations,
     EnvError,
     Environment,
+    InputPart,
+    InputShape,
     ObsSlot,
     QuerySpec,
     Vocabulary,
@@ -145,9 +148,11 @@ class ScratchpadEnv(BoundOperations, Environment):
             arg_range=resolved["arg_range"],
             blank=BLANK,
             oracles={"sum": "the decimal sum of the two inputs"},
-            oracle_types={"sum": "number"},
-            result_type="number",
             config=resolved,
+            input_parts=(InputPart("a", "int", "the first number (row in1)"),
+                         InputPart("b", "int", "the second number (row in2)")),
+            result_type="int",
+            oracle_types={"sum": "int"},
         )
 
     @classmethod
@@ -246,6 +251,36 @@ class ScratchpadEnv(BoundOperations, Environment):
         if rng.random() < 0.5:
             first, second = second, first
         return [first, second]
+
+    def input_values(self, value: JSON) -> tuple[Any, ...]:
+        return (decimal_to_int(value[0]), decimal_to_int(value[1]))
+
+    def result_form(self, value: Any) -> JSON:
+        return int_to_decimal(value) if type(value) is int else value
+
+    def sample_shaped(self, rng: random.Random, length: int, shape: InputShape) -> JSON:
+        """Bounded parts (`b < 10`) are drawn below their bound (and below 10**length);
+        the first free part then gets `length` digits, a second free one 1..length digits;
+        an ordered pair of free parts (`a >= b`) is put in order."""
+        if type(length) is not int or length < 1:
+            raise EnvError(f"scratchpad input length must be an integer >= 1, got {length!r}")
+        below = {i: b for i, b in shape.below.items() if b >= 1}
+        if not below:
+            first, second = self.sample_input(rng, length)
+            parts = [first, second]
+        else:
+            parts = ["", ""]
+            for i in (0, 1):
+                if i in below:
+                    parts[i] = str(rng.randrange(min(below[i], 10**length)))
+            free = [i for i in (0, 1) if i not in below]
+            for k, i in enumerate(free):
+                parts[i] = _sample_number(rng, length if k == 0 else rng.randint(1, length))
+        for i, j in shape.ordered:
+            if i not in below and j not in below and (
+                    (len(parts[i]), parts[i]) < (len(parts[j]), parts[j])):
+                parts[i], parts[j] = parts[j], parts[i]
+        return parts
 
     def expected(self, oracle: str, input: JSON) -> JSON:
         if oracle != "sum":

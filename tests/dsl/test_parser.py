@@ -432,7 +432,8 @@ def test_chained_comparison_gets_a_hint() -> None:
 
 
 def test_a_misplaced_comparison_is_not_called_a_chain() -> None:
-    d = _syntax("env array\ntask t {\n  expect max == 1\n}\n")
+    # (`expect max == 1` is an expression now: `expect EXPR`)
+    d = _syntax("env array\ntask t {\n  entry P() == 1\n}\n")
     assert "chain" not in (d.hint or "")
 
 
@@ -440,3 +441,20 @@ def test_else_if_gets_a_hint_to_write_elif() -> None:
     d = _syntax("env scratchpad\nprogram P() {\n  if true {\n  } else if false {\n  }\n}\n")
     assert (d.code, d.span.line, d.span.column) == ("E001", 4, 10)
     assert d.hint is not None and "elif" in d.hint
+
+
+# ------------------------------------------------------------------ hints for common slips
+
+
+@pytest.mark.parametrize(("text", "code", "where", "words"), [
+    ("env scratchpad\nprogram P() {\n  if read(out) = 1 {\n  }\n}\n", "E001", (3, 16), "`==`"),
+    ("env scratchpad\n// comment\nprogram P() {\n}\n", "E001", (2, 1), "start with `#`"),
+    ("env scratchpad\nprogram P() {\n  for i in 0..3 {\n  }\n}\n", "E001", (3, 7), "`while`"),
+    ("env scratchpad\nprogram P() {\n  if true {\n  MOVE(out, LEFT)\n}\nprogram Q() {\n}\n",
+     "E002", (2, 13), "before `program` at line 6"),
+])
+def test_common_slips_get_a_hint(text: str, code: str, where: tuple[int, int],
+                                 words: str) -> None:
+    d = _syntax(text)
+    assert (d.code, d.span.line, d.span.column) == (code, *where)
+    assert d.hint is not None and words in d.hint

@@ -71,7 +71,11 @@ def test_result_expected_correct() -> None:
     assert r.expected([3, 9, 4]) == 9
     assert r.correct([3, 9, 4], 9) and not r.correct([3, 9, 4], 4)
     assert runner("features").expected([1]) is None  # no expect: nothing to check
-    assert runner("features").correct([1], [5])
+    # no expect: correct means "equals the reference program's result" (issue 9)
+    features = runner("features")
+    reference = features.run_result([1])[0]
+    assert features.correct([1], reference)
+    assert not features.correct([1], [reference, 1])
 
 
 def test_sample_input_and_envs() -> None:

@@ -27,7 +27,11 @@ from npi_runtime.model import NPI, NPIConfig
 
 PROGRAMS = Path(__file__).resolve().parents[2] / "programs"
 #: one bundled program file per environment the bundled programs use
-BY_ENV = {api.load_program(p).env_name: p for p in sorted(PROGRAMS.glob("*.npi"))}
+#: (not the issue-9 gallery, whose constraints, e.g. subtraction's `a >= b`, the inputs of
+#: the executor tests below do not meet)
+GALLERY = {"subtraction.npi", "multiply_digit.npi"}
+BY_ENV = {api.load_program(p).env_name: p for p in sorted(PROGRAMS.glob("*.npi"))
+          if p.name not in GALLERY}
 #: the environments whose observations are symbols only (the camera's has an image)
 SYMBOL_ENVS = sorted(e for e, p in BY_ENV.items()
                      if all(s.kind == "symbol" for s in api.load_program(p).vocabulary.observation))
