@@ -28,9 +28,11 @@ def lint(
         show_default=False)] = None,
     count: Annotated[int, typer.Option(
         "--count", "-n", min=1, help="Inputs per length.")] = DEFAULT_COUNT,
-    lengths: Annotated[str, typer.Option(
-        "--lengths", "-l", help="Input lengths: A..B (inclusive) or a comma list.",
-        callback=check_lengths)] = DEFAULT_LENGTHS,
+    lengths: Annotated[str | None, typer.Option(
+        "--lengths", "-l", help=f"Input lengths: A..B (inclusive) or a comma list (default "
+        f"{DEFAULT_LENGTHS}, up to the environment's longest: the camera's 9).",
+        callback=lambda v: None if v is None else check_lengths(v),
+        show_default=False)] = None,
     seed: Annotated[int, typer.Option(
         "--seed", "-s", min=0, help="Seed of the inputs (as npi compile draws them).")] = 0,
     as_json: Annotated[bool, typer.Option(
@@ -47,7 +49,11 @@ def lint(
 
     checked = load_or_exit(file)
     info = task_or_exit(checked, task)
-    report = run_lint(checked, info.name, parse_lengths(lengths), count, seed)
+    wanted = parse_lengths(lengths or DEFAULT_LENGTHS)
+    bound = checked.env_class.max_length
+    if lengths is None and bound is not None:  # the camera's inputs have 1..9 views
+        wanted = [n for n in wanted if n <= bound]
+    report = run_lint(checked, info.name, wanted, count, seed)
     if as_json:
         print(json.dumps(report.to_json(), indent=2))
     else:

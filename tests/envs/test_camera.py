@@ -216,3 +216,9 @@ def test_the_network_sees_pixels_not_the_pose(monkeypatch: pytest.MonkeyPatch) -
 
     args = torch.zeros(1, 3, dtype=torch.long)
     assert torch.equal(encoder(a, args), encoder(b, args))
+
+
+def test_the_lint_runs_the_camera_at_its_own_lengths() -> None:
+    result = runner.invoke(app, ["lint", str(PROGRAM), "--count", "5"])
+    assert result.exit_code == 0, result.output
+    assert "clean" in result.output and "45 inputs" in result.output  # lengths 1..9
