@@ -14,6 +14,7 @@ from npi_runtime.cli.common import (
     check_lengths,
     err,
     existing_files,
+    fail,
     load_or_exit,
     out,
     task_or_exit,
@@ -53,6 +54,9 @@ def lint(
     bound = checked.env_class.max_length
     if lengths is None and bound is not None:  # the camera's inputs have 1..9 views
         wanted = [n for n in wanted if n <= bound]
+    elif bound is not None and max(wanted) > bound:
+        fail(f"--lengths {lengths}: env {checked.env_name}'s inputs have lengths 1..{bound}",
+             code=2)
     report = run_lint(checked, info.name, wanted, count, seed)
     if as_json:
         print(json.dumps(report.to_json(), indent=2))

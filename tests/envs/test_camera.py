@@ -222,3 +222,9 @@ def test_the_lint_runs_the_camera_at_its_own_lengths() -> None:
     result = runner.invoke(app, ["lint", str(PROGRAM), "--count", "5"])
     assert result.exit_code == 0, result.output
     assert "clean" in result.output and "45 inputs" in result.output  # lengths 1..9
+
+
+def test_the_lint_refuses_lengths_the_camera_has_not() -> None:
+    result = runner.invoke(app, ["lint", str(PROGRAM), "--lengths", "5..12"])
+    assert result.exit_code == 2, result.output
+    assert "lengths 1..9" in result.output and "Traceback" not in result.output
