@@ -59,9 +59,12 @@ MIN_SIZE, MAX_SIZE = 16, 128
 
 def frame_key(car: int, light: int, azimuth: int, elevation: int) -> int:
     """The integer that stands for one view in observations and traces."""
-    az = AZIMUTHS.index(azimuth)
-    el = ELEVATIONS.index(elevation)
-    return ((car * LIGHTS + light) * len(AZIMUTHS) + az) * len(ELEVATIONS) + el
+    return _key(car, light, AZIMUTHS.index(azimuth), ELEVATIONS.index(elevation))
+
+
+def _key(car: int, light: int, az_index: int, el_index: int) -> int:
+    """The frame key of a view given by its grid indices (`decode_frame_key` inverts it)."""
+    return ((car * LIGHTS + light) * len(AZIMUTHS) + az_index) * len(ELEVATIONS) + el_index
 
 
 def decode_frame_key(key: int) -> tuple[int, int, int, int]:
@@ -150,13 +153,11 @@ class CameraEnv(BoundOperations, Environment):
         pose = [0, 0]  # indices into AZIMUTHS and ELEVATIONS
         scene = [0, 0]  # car, light
         pad = (_pad(TARGET[0]), _pad(TARGET[1]))
-        n_az, n_el = len(AZIMUTHS), len(ELEVATIONS)
         self._pose = pose
         self._scene = scene
 
         def observe() -> tuple[int, ...]:
-            key = ((scene[0] * LIGHTS + scene[1]) * n_az + pose[0]) * n_el + pose[1]
-            return (key, *pad)
+            return (_key(scene[0], scene[1], pose[0], pose[1]), *pad)
 
         def move(direction: int, _unused: int = 0) -> None:
             if not 0 <= direction < len(STEPS):
