@@ -51,20 +51,11 @@ BUDGET = {"max_steps": 3000, "max_depth": 60}
 INPUTS = {"scratchpad": [["12", "9"], ["0", "0"]], "array": [[3, 1, 2], [5]]}
 
 
-#: the issue-9 gallery programs are not seeds (yet): with them the seeded mutant sequence
-#: shifts and reaches mutants (e.g. of addition.npi, a `while true` without a call) on which
-#: the two engines report R004 at different statements, a discrepancy older than the
-#: gallery, left to its own fix (see the lang2 report)
-NOT_SEEDS = {"subtraction.npi", "multiply_digit.npi"}
-
-
 def _seeds() -> list[tuple[str, str, str]]:
     """(folder, file name, text) of every seed program."""
     out = []
     for folder, d in SEED_DIRS.items():
         for p in sorted(d.glob("*.npi")):
-            if folder == "programs" and p.name in NOT_SEEDS:
-                continue
             out.append((folder, p.name, p.read_bytes().decode("utf-8", "replace")))
     return out
 
