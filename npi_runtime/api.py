@@ -28,7 +28,7 @@ import torch
 from npi_dsl.checker import Checked, load
 from npi_dsl.errors import NpiError
 from npi_dsl.interpreter import TaskRunner, compile_task
-from npi_dsl.trace import ACT, env_header
+from npi_dsl.trace import env_header
 from npi_runtime import checkpoint as ckpt
 from npi_runtime.data import FrameSet, TraceError, build_frameset
 from npi_runtime.encoders import make_encoder
@@ -41,7 +41,8 @@ from npi_runtime.verify import verify as _verify
 
 __all__ = [
     "NPIConfig", "TrainConfig", "TrainResult", "load_program", "task_runner", "compile_traces",
-    "read_traces", "new_model", "train", "load_model", "run_network", "verify",
+    "read_traces", "new_model", "train", "train_tasks", "learn_programs", "load_model",
+    "run_network", "verify",
 ]
 
 
@@ -107,19 +108,37 @@ def read_traces(paths: Sequence[str | Path], task: str | None = None) -> list[di
 
 def memory_order(checked: Checked) -> list[str]:
     """The program memory of a fresh model: ACT, then the file's programs in canonical order."""
-    return [ACT, *checked.program_order]
+    from npi_runtime.multitask import memory_names
+
+    return memory_names([checked])
 
 
-def new_model(checked: Checked, config: NPIConfig | None = None, seed: int = 0) -> NPI:
-    """An untrained model for the file's environment and every program of the file."""
+def new_model(checked: Checked | Sequence[Checked], config: NPIConfig | None = None,
+              seed: int = 0) -> NPI:
+    """An untrained model for the file's environment and every program of the file; given
+    several files, one network for all of them (one encoder per environment, keyed as
+    `multitask.new_encoder_key` says; the arguments' range the widest of the files')."""
+    from npi_runtime.multitask import env_identity, memory_names, new_encoder_key
+
+    files = [checked] if isinstance(checked, Checked) else list(checked)
     config = config or NPIConfig()
-    vocab = checked.vocabulary
-    if vocab.arg_range != config.arg_range:
-        config = replace(config, arg_range=vocab.arg_range)
+    arg_range = max(c.vocabulary.arg_range for c in files)
+    if arg_range != config.arg_range:
+        config = replace(config, arg_range=arg_range)
     torch.manual_seed(seed)
-    encoder = make_encoder(checked.env_name, vocab.observation, vocab.arg_range,
-                           config.encoder_hidden, config.state_dim)
-    return NPI(config, {checked.env_name: encoder}, memory_order(checked))
+    encoders: dict[str, Any] = {}
+    keys: dict[tuple[str, str, str], str] = {}
+    for c in files:
+        if env_identity(c) in keys:
+            continue
+        key = c.env_name if len(files) == 1 else new_encoder_key(encoders, c)
+        keys[env_identity(c)] = key
+        vocab = c.vocabulary
+        encoders[key] = make_encoder(c.env_name, vocab.observation, vocab.arg_range,
+                                     config.encoder_hidden, config.state_dim)
+    model = NPI(config, encoders, memory_names(files))
+    model.env_keys = keys
+    return model
 
 
 def base_manifest(checked: Checked, model: NPI, task: str, records: Sequence[dict],
@@ -171,7 +190,15 @@ def fit_checkpoint(model: NPI, manifest: dict, checked: Checked, *, strict: bool
     """Check a checkpoint against a program file (`ckpt.fit_programs`: environment,
     vocabulary, argument range, programs, their order and arity) and compare the programs'
     source hash: a difference is a warning (`warn`, by default `warnings.warn`), or with
-    `strict` a CheckpointError. Returns the programs the file adds."""
+    `strict` a CheckpointError. Returns the programs the file adds.
+
+    A run of several tasks (its manifest lists `tasks`) adds nothing: the file must be one
+    the run can execute (`multitask.fit_run`)."""
+    if "tasks" in manifest:
+        from npi_runtime.multitask import fit_run
+
+        fit_run(model, manifest, checked, strict=strict, warn=warn or _warn)
+        return []
     added = ckpt.fit_programs(
         model, manifest, checked.env_name, env_header(checked.vocabulary),
         checked.program_order, str(checked.root.path),
@@ -339,6 +366,9 @@ def train(checked: Checked, traces: Sequence[dict] | Sequence[str | Path], run_d
     `warnings.warn`; `strict` makes it an error, and re-runs every trace through the
     reference.
     """
+    if resume and "tasks" in ckpt.read_manifest(Path(run_dir)):
+        return train_tasks([checked], traces, run_dir, resume=True, on_event=on_event,
+                           strict=strict, warn=warn)
     info = checked.task(task)
     files: list[str] = []
     if traces and isinstance(traces[0], (str, Path)):
@@ -406,6 +436,25 @@ def train(checked: Checked, traces: Sequence[dict] | Sequence[str | Path], run_d
     return TrainResult(run_dir=run_dir, model=model, summary=summary, added_programs=added)
 
 
+def train_tasks(checkeds: Sequence[Checked], traces: Sequence[dict] | Sequence[str | Path],
+                run_dir: str | Path, **options: Any) -> TrainResult:
+    """One network for the tasks of several program files (`npi train A.npi B.npi
+    TRACES...`); options as for `train` (npi_runtime.train_tasks.train_tasks)."""
+    from npi_runtime.train_tasks import train_tasks as _train_tasks
+
+    return _train_tasks(checkeds, traces, run_dir, **options)
+
+
+def learn_programs(from_run: str | Path, checked: Checked,
+                   traces: Sequence[dict] | Sequence[str | Path], run_dir: str | Path,
+                   **options: Any) -> TrainResult:
+    """A trained network learns the new programs of `checked` (`npi train --from RUN --add
+    FILE TRACES [--freeze-core] -o NEW`; npi_runtime.train_tasks.learn_programs)."""
+    from npi_runtime.train_tasks import learn_programs as _learn
+
+    return _learn(from_run, checked, traces, run_dir, **options)
+
+
 def _check_same_traces(run_dir: Path, manifest: dict, records: Sequence[dict],
                        files: Sequence[str]) -> None:
     """Refuse to resume on other traces than the run was started with."""
@@ -454,9 +503,12 @@ def run_network(model: NPI, checked: Checked, inputs: Sequence[Any], task: str |
     reference program's result on that input; `status` is `ok`,
     `step_budget`, `depth_budget` or `env_error` (the network made an illegal action).
     """
+    from npi_runtime.multitask import task_view
+
     runner = task_runner(checked, task)
     values = [runner.parse_input(x) for x in inputs]
-    executor = NeuralExecutor(model, checked.env_name, max_steps=max_steps, max_depth=max_depth)
+    executor = NeuralExecutor(task_view(model, checked), checked.env_name, max_steps=max_steps,
+                              max_depth=max_depth)
     out: list[dict] = []
     for lo in range(0, len(values), batch):
         chunk = values[lo : lo + batch]
@@ -478,8 +530,11 @@ def verify(model: NPI | str | Path, checked: Checked, lengths: Sequence[int] | N
     with `lengths` None, on the environment's verification sets (the camera: every start
     pose of `count` seen and `count` unseen cars); `threads` > 1 runs big batches of the
     network on that many cores; `engine` runs the reference traces as for `task_runner`."""
+    from npi_runtime.multitask import task_view
+
     if not isinstance(model, NPI):
         model = load_model(model, checked)
+    model = task_view(model, checked)
     runner = task_runner(checked, task, engine=engine)
     if lengths is None:
         return verify_sets(model, runner, count, seed, keep_outputs=keep_outputs,

@@ -403,6 +403,7 @@ def validate_manifest(manifest: Any, where: Path) -> dict:
     lengths = data.get("lengths", [])
     if not (isinstance(lengths, list) and all(_int_in(n, 0, 10**7) for n in lengths)):
         raise _bad(where, "data.lengths is not a list of lengths")
+    _validate_tasks(manifest, where)
     signatures = manifest.get("signatures") or {}
     if not all(_int_in(v, 0, 3) for v in signatures.values()):
         raise _bad(where, "'signatures' is not an object of arities (0..3)")
@@ -411,6 +412,30 @@ def validate_manifest(manifest: Any, where: Path) -> dict:
         raise _bad(where, f"it describes a model of {n:,} parameters (at most "
                    f"{MAX_PARAMETERS:,})")
     return manifest
+
+
+def _validate_tasks(manifest: dict, where: Path) -> None:
+    """The `tasks` of a run of several (npi_runtime.multitask): each names its label, an
+    encoder of `environments` and programs of `programs`."""
+    if "tasks" not in manifest:
+        return
+    tasks = manifest["tasks"]
+    if not (isinstance(tasks, list) and tasks and len(tasks) <= 10_000):
+        raise _bad(where, "'tasks' is not a list of tasks")
+    known = set(manifest["programs"])
+    for i, t in enumerate(tasks):
+        if not (isinstance(t, dict) and isinstance(t.get("label"), str)
+                and isinstance(t.get("task"), str)
+                and t.get("environment") in manifest["environments"]
+                and isinstance(t.get("programs"), list)
+                and all(isinstance(p, str) and p in known for p in t["programs"])
+                and isinstance(t.get("data", {}), dict)):
+            raise _bad(where, f"tasks[{i}] does not describe a task of this network (its "
+                       "label, task, environment or programs)")
+    learned = manifest.get("learned_from")
+    if learned is not None and not (isinstance(learned, dict)
+                                    and isinstance(learned.get("scope", {}), dict)):
+        raise _bad(where, "'learned_from' is not an object")
 
 
 def _validate_training(training: dict, where: Path) -> None:
@@ -457,7 +482,11 @@ def build_model(manifest: dict) -> NPI:
         config = NPIConfig.from_dict(manifest["model"])
         encoders = {name: encoder_from_description(env["encoder"])
                     for name, env in manifest["environments"].items()}
-        return NPI(config, encoders, manifest["programs"])
+        model = NPI(config, encoders, manifest["programs"])
+        from npi_runtime.multitask import entry_identity
+
+        model.env_keys = {entry_identity(k, e): k for k, e in manifest["environments"].items()}
+        return model
     except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as e:
         raise CheckpointError(f"the manifest does not describe a model: {e}") from None
 

@@ -42,7 +42,13 @@ class Packed:
 
 @dataclass
 class FrameSet:
-    """All steps of a trace set, grouped by frame, as flat tensors (one environment)."""
+    """All steps of a trace set, grouped by frame, as flat tensors.
+
+    One environment (`build_frameset`): `obs` holds every step's observation. Several tasks
+    (`merge_framesets`): `env` is empty, and each step's observation is row `obs_row[i]` of
+    `env_obs[step_env[i]]`, the observations of encoder `envs[step_env[i]]`; `frame_task`
+    says which of `tasks` each frame comes from.
+    """
 
     env: str
     obs: torch.Tensor  # [S, ...] what the encoder's tensorize made of the observations
@@ -54,6 +60,12 @@ class FrameSet:
     frame_start: torch.Tensor  # [F]
     frame_len: torch.Tensor  # [F]
     frame_trace: torch.Tensor  # [F] index of the trace the frame comes from
+    envs: tuple[str, ...] = ()
+    env_obs: tuple[torch.Tensor, ...] = ()
+    step_env: torch.Tensor | None = None  # [S]
+    obs_row: torch.Tensor | None = None  # [S]
+    tasks: tuple[str, ...] = ()
+    frame_task: torch.Tensor | None = None  # [F]
 
     @property
     def n_frames(self) -> int:
@@ -79,6 +91,42 @@ class FrameSet:
     def batches(self, frame_ids: torch.Tensor, batch_frames: int) -> Iterator[Packed]:
         for i in range(0, frame_ids.numel(), batch_frames):
             yield self.pack(frame_ids[i : i + batch_frames])
+
+
+def merge_framesets(parts: Sequence[tuple[str, FrameSet]]) -> FrameSet:
+    """One FrameSet of several tasks' (`(task label, its FrameSet)`, each built against the
+    same program memory); frames, steps and traces keep their order, task after task. Tasks
+    of the same encoder (`FrameSet.env`) share its observation tensor."""
+    envs: list[str] = []
+    for _, fs in parts:
+        if fs.env not in envs:
+            envs.append(fs.env)
+    env_obs: dict[str, list[torch.Tensor]] = {e: [] for e in envs}
+    rows_so_far = dict.fromkeys(envs, 0)
+    step_env, obs_row, frame_task, frame_start, frame_trace = [], [], [], [], []
+    steps = traces = 0
+    for t, (_, fs) in enumerate(parts):
+        e = envs.index(fs.env)
+        env_obs[fs.env].append(fs.obs)
+        step_env.append(torch.full((fs.n_steps,), e, dtype=torch.long))
+        obs_row.append(torch.arange(fs.n_steps) + rows_so_far[fs.env])
+        rows_so_far[fs.env] += fs.n_steps
+        frame_task.append(torch.full((fs.n_frames,), t, dtype=torch.long))
+        frame_start.append(fs.frame_start + steps)
+        frame_trace.append(fs.frame_trace + traces)
+        steps += fs.n_steps
+        traces += int(fs.frame_trace.max()) + 1 if fs.n_frames else 0
+
+    def cat(name: str) -> torch.Tensor:
+        return torch.cat([getattr(fs, name) for _, fs in parts])
+
+    return FrameSet(
+        env="", obs=torch.empty(0), program=cat("program"), args=cat("args"), end=cat("end"),
+        call=cat("call"), call_args=cat("call_args"), frame_start=torch.cat(frame_start),
+        frame_len=cat("frame_len"), frame_trace=torch.cat(frame_trace), envs=tuple(envs),
+        env_obs=tuple(torch.cat(env_obs[e]) for e in envs), step_env=torch.cat(step_env),
+        obs_row=torch.cat(obs_row), tasks=tuple(label for label, _ in parts),
+        frame_task=torch.cat(frame_task))
 
 
 def build_frameset(records: Iterable[dict], memory: Sequence[str], encoder: Encoder,

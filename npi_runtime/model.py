@@ -90,6 +90,24 @@ class ProgramMemory(nn.Module):
         return len(self.names) - 1
 
 
+class MemoryView(nn.Module):
+    """Some rows of a program memory (in the memory's order), read when the view is made."""
+
+    def __init__(self, memory: ProgramMemory, names: Sequence[str]) -> None:
+        super().__init__()
+        rows = torch.tensor([memory.index(n) for n in names], dtype=torch.long)
+        self.names = list(names)
+        self.key_dim, self.program_dim = memory.key_dim, memory.program_dim
+        self.keys = memory.keys.detach()[rows]
+        self.progs = memory.progs.detach()[rows]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def index(self, name: str) -> int:
+        return self.names.index(name)
+
+
 def packed_lstm(lstm: nn.LSTM, x: torch.Tensor, batch_sizes: torch.Tensor) -> torch.Tensor:
     """`lstm` over a packed sequence from zero states; returns the top layer's outputs [S, H].
 
@@ -134,6 +152,9 @@ class NPI(nn.Module):
         for name, enc in self.encoders.items():
             if enc.state_dim != c.state_dim:
                 raise ValueError(f"encoder {name} emits {enc.state_dim} numbers, not {c.state_dim}")
+        #: (env name, configuration, vocabulary) -> encoder key, as in the run's manifest
+        #: (npi_runtime.multitask.env_identity); empty for a network built by hand
+        self.env_keys: dict[tuple[str, str, str], str] = {}
         names = list(programs)
         if ACT not in names:
             names = [ACT, *names]
@@ -154,6 +175,24 @@ class NPI(nn.Module):
             nn.LeakyReLU(LEAK),
             nn.Linear(c.head_hidden, 1 + c.key_dim + 3 * c.arg_range),
         )
+
+    def view(self, programs: Sequence[str], encoders: Mapping[str, str]) -> NPI:
+        """This network as one task runs it: choosing among `programs` only (ACT and the
+        programs of the task's file; other rows belong to other environments and cannot run
+        in this one), with `encoders` mapping environment names to this network's encoder
+        keys. The view shares every module but reads the memory's rows when made: make it
+        again after training. Returns the network itself when nothing is left out."""
+        names = [n for n in self.memory.names if n == ACT or n in set(programs)]
+        if names == self.memory.names and all(k == v for k, v in encoders.items()):
+            return self
+        view = NPI.__new__(NPI)
+        nn.Module.__init__(view)
+        view.config = self.config
+        view.encoders = nn.ModuleDict({env: self.encoders[key] for env, key in encoders.items()})
+        view.memory = MemoryView(self.memory, names)  # type: ignore[assignment]
+        view.core, view.lstm, view.heads = self.core, self.lstm, self.heads
+        view.env_keys = {}
+        return view
 
     # ---- pieces shared by training and execution
     def core_input(self, states: torch.Tensor, programs: torch.Tensor) -> torch.Tensor:

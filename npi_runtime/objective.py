@@ -30,6 +30,10 @@ class StepStats:
     #: per program memory row: summed loss and number of steps of frames running it
     program_loss: dict[int, float] = field(default_factory=dict)
     program_steps: dict[int, int] = field(default_factory=dict)
+    #: per task of a several-task FrameSet: summed loss, steps, steps with every head right
+    task_loss: dict[int, float] = field(default_factory=dict)
+    task_steps: dict[int, int] = field(default_factory=dict)
+    task_right: dict[int, int] = field(default_factory=dict)
     #: frames of the batch with at least one wrong step (not summed by `add`)
     wrong_frames: torch.Tensor | None = None
 
@@ -39,6 +43,10 @@ class StepStats:
         for p, v in other.program_loss.items():
             self.program_loss[p] = self.program_loss.get(p, 0.0) + v
             self.program_steps[p] = self.program_steps.get(p, 0) + other.program_steps[p]
+        for t, v in other.task_loss.items():
+            self.task_loss[t] = self.task_loss.get(t, 0.0) + v
+            self.task_steps[t] = self.task_steps.get(t, 0) + other.task_steps[t]
+            self.task_right[t] = self.task_right.get(t, 0) + other.task_right[t]
         return self
 
     def to_json(self) -> dict:
@@ -46,6 +54,9 @@ class StepStats:
              ("steps", "calls", "loss", "end_right", "prog_right", "args_right", "all_right")}
         d["program_loss"] = {str(k): v for k, v in self.program_loss.items()}
         d["program_steps"] = {str(k): v for k, v in self.program_steps.items()}
+        if self.task_loss:
+            for name in ("task_loss", "task_steps", "task_right"):
+                d[name] = {str(k): v for k, v in getattr(self, name).items()}
         return d
 
     @classmethod
@@ -55,6 +66,8 @@ class StepStats:
                     "all_right")})
         s.program_loss = {int(k): v for k, v in d.get("program_loss", {}).items()}
         s.program_steps = {int(k): v for k, v in d.get("program_steps", {}).items()}
+        for name in ("task_loss", "task_steps", "task_right"):
+            setattr(s, name, {int(k): v for k, v in d.get(name, {}).items()})
         return s
 
     def summary(self) -> dict[str, float]:
@@ -71,7 +84,19 @@ class StepStats:
 def forward_frames(model: NPI, frames: FrameSet, batch: Packed):
     """Teacher-forced logits for every step of the batch, in packed order."""
     s = batch.steps
-    states = model.encode(frames.env, frames.obs[s], frames.args[s])
+    if frames.step_env is None:
+        states = model.encode(frames.env, frames.obs[s], frames.args[s])
+    else:  # several tasks: each step through its own environment's encoder
+        assert frames.obs_row is not None
+        states = torch.empty(s.numel(), model.config.state_dim)
+        env_of = frames.step_env[s]
+        for e, name in enumerate(frames.envs):
+            at = torch.nonzero(env_of == e).flatten()
+            if at.numel():
+                steps = s[at]
+                states = states.index_put(
+                    (at,), model.encode(name, frames.env_obs[e][frames.obs_row[steps]],
+                                        frames.args[steps]))
     return model.forward_packed(states, frames.program[s], batch.batch_sizes)
 
 
@@ -124,4 +149,14 @@ def npi_loss(model: NPI, frames: FrameSet, batch: Packed,
             program_steps={p: int(p_steps[p]) for p in present},
             wrong_frames=torch.unique(batch.step_frames[~all_ok]),
         )
+        if frames.frame_task is not None:
+            task = frames.frame_task[batch.step_frames]
+            n_tasks = len(frames.tasks)
+            t_loss = torch.bincount(task, weights=per_step.detach().double(), minlength=n_tasks)
+            t_steps = torch.bincount(task, minlength=n_tasks)
+            t_right = torch.bincount(task[all_ok], minlength=n_tasks)
+            for t in torch.nonzero(t_steps).flatten().tolist():
+                stats.task_loss[t] = float(t_loss[t])
+                stats.task_steps[t] = int(t_steps[t])
+                stats.task_right[t] = int(t_right[t])
     return loss, stats

@@ -39,6 +39,7 @@ import torch
 from npi_dsl.interpreter import TaskRunner
 from npi_runtime import checkpoint as ckpt
 from npi_runtime.data import FrameSet
+from npi_runtime.freeze import FrozenCore
 from npi_runtime.model import NPI
 from npi_runtime.objective import StepStats, npi_loss
 from npi_runtime.verify import evaluate_inputs, sample_inputs
@@ -94,11 +95,30 @@ def default_val_lengths(train_lengths: Sequence[int]) -> tuple[int, ...]:
 Event = Callable[[str, dict], None]
 
 
+@dataclass
+class ValTask:
+    """One task of a run of several (or of a run learning a new program): what validating it
+    needs. The network runs it as `NPI.view(programs, {env: encoder})` does."""
+
+    label: str  # the task's name in the run: FILESTEM.TASK
+    runner: TaskRunner
+    programs: tuple[str, ...]  # the qualified programs of its file
+    encoder: str  # the key of its environment's encoder
+    val_lengths: tuple[int, ...]
+
+    def view(self, model: NPI) -> NPI:
+        return model.view(self.programs, {self.runner.checked.env_name: self.encoder})
+
+
 class Trainer:
     """Trains `model` on `frames`, validating against the reference `runner`."""
 
-    def __init__(self, model: NPI, frames: FrameSet, runner: TaskRunner, config: TrainConfig,
-                 run_dir: Path, manifest: dict, on_event: Event | None = None) -> None:
+    def __init__(self, model: NPI, frames: FrameSet, runner: TaskRunner | None,
+                 config: TrainConfig, run_dir: Path, manifest: dict,
+                 on_event: Event | None = None, *, tasks: Sequence[ValTask] = (),
+                 freeze: FrozenCore | None = None) -> None:
+        """One task (`runner`), or several (`tasks`, with `runner` None and `frames` merged
+        by `data.merge_framesets` in the same order); `freeze` trains only its weights."""
         self.model = model
         self.frames = frames
         self.runner = runner
@@ -106,7 +126,10 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.manifest = manifest
         self.on_event = on_event or (lambda kind, data: None)
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        self.freeze = freeze
+        self.trainable = freeze.parameters() if freeze else list(model.parameters())
+        self.optimizer = torch.optim.Adam(self.trainable, lr=config.lr)
+        self.tasks = list(tasks)
         # counters (all saved in the resume state)
         self.step = 0  # optimizer steps
         self.epoch = 0
@@ -119,12 +142,19 @@ class Trainer:
         self.seconds = 0.0  # training wall time, summed over resumed sessions
         self.stopped: str | None = None
         self.history: list[dict] = []
-        lengths = sorted({int(x) for x in frames_lengths(manifest)}) or [1]
-        self.val_lengths = tuple(config.val_lengths) or default_val_lengths(lengths)
-        self.val_inputs = {
-            n: sample_inputs(runner, n, config.val_count, config.val_seed)
-            for n in self.val_lengths
-        }
+        self.task_share: dict[str, float] = {}  # this epoch's share of frames per task
+        if runner is not None:
+            lengths = sorted({int(x) for x in frames_lengths(manifest)}) or [1]
+            self.val_lengths = tuple(config.val_lengths) or default_val_lengths(lengths)
+            self.val_inputs = {
+                n: sample_inputs(runner, n, config.val_count, config.val_seed)
+                for n in self.val_lengths
+            }
+        else:
+            self.val_lengths = ()
+            self.task_inputs = {
+                t.label: {n: sample_inputs(t.runner, n, config.val_count, config.val_seed)
+                          for n in t.val_lengths} for t in self.tasks}
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> dict:
@@ -153,9 +183,13 @@ class Trainer:
                 loss, stats = npi_loss(self.model, self.frames, batch)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if self.freeze is not None:
+                    self.freeze.before_step()
                 if c.clip:
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.clip)
+                    torch.nn.utils.clip_grad_norm_(self.trainable, c.clip)
                 self.optimizer.step()
+                if self.freeze is not None:
+                    self.freeze.after_step()
                 assert stats is not None
                 self.epoch_stats.add(stats)
                 self.frame_wrong[batch.frames] = False
@@ -199,6 +233,8 @@ class Trainer:
         record = {"step": self.step, "epoch": round(epoch, 3) if epoch % 1 else int(epoch),
                   "seconds": round(self.seconds, 3), "lr": lr,
                   "train": self.epoch_stats.summary(), "val": val}
+        if self.tasks:
+            record["train"]["tasks"] = self._task_summary()
         self.history.append(record)
         self._append_metrics(record)
         self.perfect_streak = self.perfect_streak + 1 if val["perfect"] else 0
@@ -231,17 +267,72 @@ class Trainer:
                 share = min(1.0, max(c.curriculum_floor, self.program_loss[p] / top))
             k = max(1, round(share * ids.numel()))
             chosen.append(ids[torch.randperm(ids.numel(), generator=g)[:k]])
+        if self.frames.frame_task is not None and len(self.frames.tasks) > 1:
+            chosen = self._balance_tasks(torch.cat(chosen), g)
         hard = torch.nonzero(self.frame_wrong).flatten()
         frames = torch.cat([*chosen, *([hard] * c.hard_repeat)])
-        return frames[torch.randperm(frames.numel(), generator=g)]
+        order = frames[torch.randperm(frames.numel(), generator=g)]
+        self._count_shares(order)
+        return order
+
+    def _balance_tasks(self, chosen: torch.Tensor, g: torch.Generator) -> list[torch.Tensor]:
+        """Several tasks: scale each task's chosen frames by (the mean task's frames / the
+        task's frames), so that every task weighs as much as the mean task whatever the size
+        of its trace set (bubble sort's traces have 20 times addition's frames), and the
+        curriculum's shares within and across tasks stay as they were. A task scaled up
+        repeats its frames (whole copies, then a random part)."""
+        task = self.frames.frame_task
+        assert task is not None
+        sizes = torch.bincount(task, minlength=len(self.frames.tasks)).double()
+        mean = sizes[sizes > 0].mean()
+        of_chosen = task[chosen]
+        out = []
+        for t in range(len(self.frames.tasks)):
+            ids = chosen[of_chosen == t]
+            if not ids.numel():
+                continue
+            want = max(1, round(float(ids.numel() * mean / sizes[t])))
+            whole, part = divmod(want, ids.numel())
+            out += [ids] * whole + [ids[torch.randperm(ids.numel(), generator=g)[:part]]]
+        return out
+
+    def _count_shares(self, order: torch.Tensor) -> None:
+        if self.frames.frame_task is not None:
+            counts = torch.bincount(self.frames.frame_task[order],
+                                    minlength=len(self.frames.tasks)).tolist()
+            self.task_share = {t: round(k / max(order.numel(), 1), 4)
+                               for t, k in zip(self.frames.tasks, counts, strict=True)}
+
+    def _task_summary(self) -> dict:
+        """Per task: its share of the epoch's frames (the curriculum's choice), and the
+        training loss and step accuracy on its steps so far in the epoch."""
+        es = self.epoch_stats
+        out = {}
+        for i, label in enumerate(self.frames.tasks):
+            n = es.task_steps.get(i, 0)
+            out[label] = {"share": self.task_share.get(label, 0.0),
+                          "loss": es.task_loss.get(i, 0.0) / max(n, 1),
+                          "step_acc": es.task_right.get(i, 0) / max(n, 1)}
+        return out
 
     def validate(self) -> dict:
-        """Closed loop and teacher forcing at the validation lengths."""
+        """Closed loop and teacher forcing at the validation lengths (of every task)."""
+        if not self.tasks:
+            return self._validate(self.model, self.runner, self.val_inputs)
+        tasks = {t.label: self._validate(t.view(self.model), t.runner,
+                                         self.task_inputs[t.label]) for t in self.tasks}
+        right = sum(v["step_accuracy"] * v["inputs"] for v in tasks.values())
+        total = sum(v["inputs"] for v in tasks.values())
+        return {"tasks": tasks, "step_accuracy": right / total if total else 0.0,
+                "result_exact": min(v["result_exact"] for v in tasks.values()),
+                "perfect": all(v["perfect"] for v in tasks.values())}
+
+    def _validate(self, model: NPI, runner: Any, val_inputs: dict) -> dict:
         out: dict[str, Any] = {"lengths": {}}
         perfect = True
         right = total = 0.0
-        for n, inputs in self.val_inputs.items():
-            rep = evaluate_inputs(self.model, self.runner, n, inputs, max_failures=1)
+        for n, inputs in val_inputs.items():
+            rep = evaluate_inputs(model, runner, n, inputs, max_failures=1)
             out["lengths"][str(n)] = {"result_exact": rep.result_exact,
                                       "trace_exact": rep.trace_exact,
                                       "step_accuracy": rep.step_accuracy}
@@ -252,6 +343,8 @@ class Trainer:
         out["step_accuracy"] = right / total if total else 0.0
         out["result_exact"] = min(v["result_exact"] for v in out["lengths"].values())
         out["perfect"] = perfect
+        if self.tasks:
+            out["inputs"] = int(total)
         return out
 
     def _append_metrics(self, record: dict) -> None:
@@ -323,6 +416,8 @@ class Trainer:
                 f"the resume state's frame order does not fit the {n} frames of the traces "
                 "given: resume with the trace files the run was started with")
         self.order = order
+        if order is not None:
+            self._count_shares(order)
         if "frame_wrong" in resume.extra:
             wrong = resume.extra["frame_wrong"]
             if wrong.dtype != torch.bool or tuple(wrong.shape) != (n,):

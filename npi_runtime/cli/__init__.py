@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from npi_runtime.cli import dsl, lint, neural, trace
+from npi_runtime.cli import dsl, lint, neural, reproduce, trace
 from npi_runtime.cli.common import reporting_errors
 
 app = typer.Typer(
@@ -24,7 +24,10 @@ dsl.register(app)
 lint.register(app)
 trace.register(app)
 neural.register(app)
-for _command in app.registered_commands:
+reproduce.register(app)
+for _command in app.registered_commands + [
+        c for group in app.registered_groups if group.typer_instance is not None
+        for c in group.typer_instance.registered_commands]:
     _command.callback = reporting_errors(_command.callback)
 
 

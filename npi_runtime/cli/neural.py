@@ -77,8 +77,16 @@ class _TrainDisplay:
             err.print(data["message"], markup=False, highlight=False)
         elif kind == "epoch":
             t, v = data["train"], data["val"]
-            lengths = "  ".join(f"{n}: {x['result_exact']:.2f}/{x['trace_exact']:.2f}"
-                                for n, x in v["lengths"].items())
+            if "tasks" in v:  # several tasks: each one's share, loss and validation
+                lengths = "  ".join(
+                    f"{label} ({t['tasks'][label]['share']:.0%} of frames, loss "
+                    f"{t['tasks'][label]['loss']:.3f}) " + " ".join(
+                        f"{n}: {x['result_exact']:.2f}/{x['trace_exact']:.2f}"
+                        for n, x in tv["lengths"].items())
+                    for label, tv in v["tasks"].items())
+            else:
+                lengths = "  ".join(f"{n}: {x['result_exact']:.2f}/{x['trace_exact']:.2f}"
+                                    for n, x in v["lengths"].items())
             epoch = data["epoch"]
             epoch = f"{epoch:>5.2f}" if isinstance(epoch, float) else f"{epoch:>5}"
             err.print(f"epoch {epoch}  step {data['step']:>6}  "
@@ -96,10 +104,11 @@ class _TrainDisplay:
 
 
 def train(
-    file: _FILE,
-    traces: Annotated[list[Path], typer.Argument(
-        help="Trace files (npi-trace/1 JSON Lines, .gz or not) made by npi compile.",
-        exists=True, dir_okay=False, show_default=False)],
+    paths: Annotated[list[Path], typer.Argument(
+        help="The .npi program file, then the trace files (npi-trace/1 JSON Lines, .gz or "
+        "not) made by npi compile. Several program files (each path ending in .npi) train "
+        "one network for all their tasks. With --add: the trace files only.",
+        exists=True, dir_okay=False, show_default=False, metavar="FILE... TRACES...")],
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="The run directory to create (weights, manifest, metrics, "
         "resume state).", file_okay=False, show_default=False)] = None,
@@ -107,6 +116,20 @@ def train(
         "--resume", help="Continue the interrupted run in this directory (with the "
         "configuration it was started with).", exists=True, file_okay=False,
         show_default=False)] = None,
+    traces_opt: Annotated[list[Path] | None, typer.Option(
+        "--traces", help="A trace file (may be given several times), besides those among "
+        "the paths.", exists=True, dir_okay=False, show_default=False)] = None,
+    from_run: Annotated[Path | None, typer.Option(
+        "--from", help="A trained run directory to start from: with --add its network "
+        "learns the program file's new programs (the run itself is only read).",
+        exists=True, file_okay=False, show_default=False)] = None,
+    add: Annotated[Path | None, typer.Option(
+        "--add", help="With --from: the program file whose new programs get new rows in "
+        "the program memory (and its environment an encoder, if the run has none).",
+        exists=True, dir_okay=False, show_default=False)] = None,
+    freeze_core: Annotated[bool, typer.Option(
+        "--freeze-core", help="With --from/--add: train only the new programs' rows (and a "
+        "new environment's encoder); every other weight is copied bit for bit.")] = False,
     task: _TASK = None,
     seed: Annotated[int, typer.Option("--seed", "-s", min=0, help="Seed of the weights "
                                       "and the data order.")] = 0,
@@ -143,10 +166,31 @@ def train(
     checkpoint committed as one (docs/training.md); a second writer of RUN_DIR is refused.
     Exit 2 for a missing, corrupt or mismatched run directory. Stops once
     closed-loop validation on longer inputs is perfect --patience times in a row (3), or
-    after --epochs.
+    after --epochs. Several program files: one network for all their tasks (docs/training.md,
+    "One network for every task"); --from RUN --add FILE [--freeze-core]: RUN's network
+    learns FILE's new programs.
     """
     if (output is None) == (resume is None):
         fail("give either -o RUN_DIR (a new run) or --resume RUN_DIR (an interrupted one)",
+             code=2)
+    files, trace_files = _split_paths(paths, traces_opt or [], add)
+    for flag, value in (("--add", add), ("--freeze-core", freeze_core or None)):
+        if value is not None and from_run is None:
+            fail(f"{flag} needs --from RUN_DIR, the trained run to start from", code=2)
+    if from_run is not None:
+        if add is None:
+            fail("--from needs --add FILE, the program file whose programs to learn", code=2)
+        if resume is not None:
+            fail("--from starts a new run; continue an interrupted one with --resume RUN_DIR "
+                 f"{add} TRACES... alone", code=2)
+        if task is not None:
+            fail("--task chooses among a single file's tasks; with --add every task of the "
+                 "file that has traces trains", code=2)
+    elif len(files) > 1 and task is not None:
+        fail("--task chooses among a single file's tasks; with several program files every "
+             "task that has traces trains", code=2)
+    if not trace_files:
+        fail("no trace files given: name them after the program file(s), or with --traces",
              code=2)
     from npi_dsl.sampling import parse_lengths
 
@@ -161,29 +205,47 @@ def train(
         if given:
             fail(f"--resume continues with the run's own configuration (its manifest.json); "
                  f"leave out {', '.join(given)}", code=2)
+    if from_run is not None and hidden is not None:
+        fail("--hidden sizes a new network; with --from the network is the run's", code=2)
     _quiet_threads()
     from npi_runtime.checkpoint import holds_run
 
     if output is not None and holds_run(output):
         fail(f"{output} already holds a run; continue it with --resume {output}, or choose "
              "another directory", code=2)
-    checked = load_or_exit(file)
-    info = task_or_exit(checked, task)
+    checkeds = [load_or_exit(f) for f in files]
     from npi_runtime import api
     from npi_runtime.model import NPIConfig
     from npi_runtime.train import TrainConfig
+    from npi_runtime.train_tasks import several_tasks_config
 
+    several = len(checkeds) > 1 or from_run is not None
     tc = TrainConfig(seed=seed, **{name: value for name, value in options.values()
                                    if name is not None and value is not None})
+    if len(checkeds) > 1:
+        tc = several_tasks_config(tc, len(checkeds))
     mc = NPIConfig() if hidden is None else NPIConfig.sized(hidden)
     run_dir = resume if resume is not None else output
     assert run_dir is not None
+    what = ("tasks of " + ", ".join(f.name for f in files)) if several else None
+    if not several:
+        what = f"task {task_or_exit(checkeds[0], task).name}"
     t0 = time.perf_counter()
+    common = {"on_event": None, "strict": strict, "warn": _warning}
     try:
         with _TrainDisplay() as display:
-            result = api.train(checked, [str(p) for p in traces], run_dir, info.name,
-                               model_config=mc, train_config=tc, resume=resume is not None,
-                               on_event=display, strict=strict, warn=_warning)
+            common["on_event"] = display
+            traces = [str(p) for p in trace_files]
+            if from_run is not None:
+                result = api.learn_programs(from_run, checkeds[0], traces, run_dir,
+                                            freeze_core=freeze_core, train_config=tc, **common)
+            elif len(checkeds) > 1:
+                result = api.train_tasks(checkeds, traces, run_dir, model_config=mc,
+                                         train_config=tc, resume=resume is not None, **common)
+            else:
+                info = task_or_exit(checkeds[0], task)
+                result = api.train(checkeds[0], traces, run_dir, info.name, model_config=mc,
+                                   train_config=tc, resume=resume is not None, **common)
     except KeyboardInterrupt:
         if holds_run(run_dir):
             err.print(f"interrupted; continue with --resume {run_dir}", markup=False,
@@ -193,12 +255,27 @@ def train(
                       markup=False, highlight=False)
         raise typer.Exit(130) from None
     s = result.summary
-    err.print(f"trained task {info.name}: {s['epochs']} epochs, {s['step']} steps, "
+    added = (f" (learned {', '.join(result.added_programs)})" if result.added_programs else "")
+    err.print(f"trained {what}{added}: {s['epochs']} epochs, {s['step']} steps, "
               f"{s['seconds']:.1f} s of training ({time.perf_counter() - t0:.1f} s in this "
               f"session); {s['stopped']}", markup=False, highlight=False)
     err.print(f"wrote {run_dir}/ (model.safetensors, manifest.json, metrics.jsonl, "
               "checkpoints/)",
               markup=False, highlight=False)
+
+
+def _split_paths(paths: list[Path], traces: list[Path],
+                 add: Path | None) -> tuple[list[Path], list[Path]]:
+    """(program files, trace files) of `npi train`'s paths: the first path is a program file
+    (unless --add names it), so are later ones ending in .npi; the rest are traces."""
+    if add is not None:
+        programs = [p for p in paths if p.suffix == ".npi"]
+        if programs:
+            fail(f"{programs[0]}: with --add the paths are trace files; the program file is "
+                 "the one --add names", code=2)
+        return [add], [*paths, *traces]
+    files = [paths[0], *[p for p in paths[1:] if p.suffix == ".npi"]]
+    return files, [*[p for p in paths[1:] if p.suffix != ".npi"], *traces]
 
 
 # --------------------------------------------------------------------------- npi verify
