@@ -29,6 +29,7 @@ from npi_runtime.api import (
     check_traces,
     new_model,
     read_traces,
+    resume_parts,
     task_runner,
     traces_hash,
 )
@@ -194,11 +195,7 @@ def train_tasks(checkeds: Sequence[Checked], traces: Sequence[dict] | Sequence[s
                 f"{', '.join(given)}: resume with the files and traces it was started with")
         _check_task_traces(tasks, strict, warn)
         _check_same_traces(run_dir, manifest, records, files)
-        config = TrainConfig.from_dict(manifest.get("training") or {})
-        state = ckpt.load_resume(run_dir)
-        ckpt.clean(run_dir)
-        base = {k: v for k, v in manifest.items()
-                if k not in ("training", "progress", "weights", "files")}
+        config, state, base = resume_parts(run_dir, manifest)
         freeze = None
         scope = (manifest.get("learned_from") or {}).get("scope") or {}
         ckpt.restore_weights(model, state, run_dir)
