@@ -19,6 +19,11 @@ the CLI draws a rich progress display and a notebook can do what it likes.
   teacher-forced step accuracy on inputs longer than the training ones, drawn with their own
   seed. Training stops once validation has been perfect `patience` times in a row, or after
   `max_epochs` epochs or `max_steps` optimizer steps.
+* Several tasks (`tasks`, a FrameSet from `data.merge_framesets`): batches mix every task's
+  frames; the curriculum runs over the program rows of all tasks, then each task's chosen
+  frames are scaled to the mean task's size (`_balance_tasks`); every task validates on its
+  own view of the network (`ValTask.view`), and training stops when all are perfect. With a
+  `freeze.FrozenCore` only its weights train.
 * Checkpoints at every epoch end and every `checkpoint_seconds` within an epoch; `--resume`
   continues from the last one exactly as the uninterrupted run would have (same weights).
 * Determinism: same seed, same data, same thread count -> same weights.
