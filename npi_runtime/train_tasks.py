@@ -125,6 +125,13 @@ def _fit(model: NPI, tasks: Sequence[TaskData], entries: Sequence[dict], run_dir
          freeze: FrozenCore | None) -> dict:
     """Tensorize every task's traces, validate each task on its own, train."""
     by_label = {e["label"]: e for e in entries}
+    for t in tasks:
+        plan = (by_label.get(t.label) or {}).get("validation_plan")
+        if not (isinstance(plan, dict) and isinstance(plan.get("lengths"), list) and all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 1
+                for n in plan["lengths"]) and plan["lengths"]):
+            raise ckpt.CheckpointError(f"{run_dir}/manifest.json is corrupt: task {t.label} "
+                                       "has no validation plan (tasks[].validation_plan)")
     parts = []
     for t in tasks:
         fs = build_frameset(t.records, model.memory.names, model.encoders[t.encoder],
