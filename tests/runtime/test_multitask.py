@@ -330,3 +330,19 @@ def test_an_interrupted_run_resumes_to_the_same_weights(multi, files: dict[str, 
     a = load_file(tmp_path / "full" / "model.safetensors")
     b = load_file(run / "model.safetensors")
     assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
+
+
+@pytest.mark.parametrize("tasks", ["x", [], [{"label": "walk.walk"}],
+                                   [{"label": "a", "task": "walk", "environment": "nowhere",
+                                     "programs": []}]])
+def test_a_corrupt_task_list_is_refused(multi, files: dict[str, Path], tmp_path: Path,
+                                        tasks: object) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(multi.run_dir, run, symlinks=True)
+    path = (run / "manifest.json").resolve()
+    manifest = json.loads(path.read_text())
+    manifest["tasks"] = tasks
+    path.write_text(json.dumps(manifest))
+    res = npi("verify", run, files["walk"], "-l", "3", "-n", "2")
+    assert res.exit_code == 2, res.output
+    assert "is corrupt" in res.output and "Traceback" not in res.output
