@@ -80,9 +80,9 @@ FULL = Plan(
 
 QUICK = Plan(
     name="quick",
-    traces={"addition": Traces((1, 8), 16, 11), "sorting": Traces((2, 6), 16, 7),
-            "canonicalize": Traces((1, 9), 60, 1), "max": Traces((2, 6), 8, 5)},
-    hidden=64, train={"max_epochs": 40, "warmup_steps": 50, "decay_steps": 40, "val_count": 4},
+    traces={"addition": Traces((1, 10), 32, 11), "sorting": Traces((2, 6), 16, 7),
+            "canonicalize": Traces((1, 9), 40, 1), "max": Traces((2, 6), 8, 5)},
+    hidden=64, train={"max_epochs": 40, "warmup_steps": 100, "val_count": 4},
     paper_settings={"addition": ((10,), 50), "sorting": ((5,), 50),
                     "canonicalize": ((), 2), "max": ((5, 20, 60), 5)},
     generalisation={"addition": ((100,), 5), "sorting": ((20,), 5)},
