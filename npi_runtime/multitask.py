@@ -5,7 +5,7 @@ every task") has one core, one program memory keyed by qualified names (`additio
 `sorting.LSHIFT` are two rows) and one encoder per environment. Two files share an encoder
 when they use the same environment with the same configuration and observation (sorting and
 MAX); another observation or configuration of the same environment gets its own encoder, keyed
-`ENV.FILESTEM`. Its manifest lists the tasks under `tasks`, each with what a single-task
+`ENV:FILESTEM`. Its manifest lists the tasks under `tasks`, each with what a single-task
 manifest records at its top level (program file, source and program hashes, entry, data).
 
 Running a task, the network chooses among the programs its file defines, and ACT
@@ -61,14 +61,14 @@ def encoder_key(environments: dict[str, dict], checked: Checked) -> str | None:
 
 
 def new_encoder_key(environments: dict[str, Any], checked: Checked) -> str:
-    """A key for a new encoder of the file's environment: its name, or ENV.FILESTEM when
+    """A key for a new encoder of the file's environment: its name, or ENV:FILESTEM when
     another configuration or observation of that environment has the name already."""
     key = checked.env_name
     if key in environments:
-        key = f"{checked.env_name}.{checked.root.stem}"
+        key = f"{checked.env_name}:{checked.root.stem}"
     n = 2
     while key in environments:
-        key, n = f"{checked.env_name}.{checked.root.stem}{n}", n + 1
+        key, n = f"{checked.env_name}:{checked.root.stem}{n}", n + 1
     return key
 
 

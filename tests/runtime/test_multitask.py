@@ -346,3 +346,56 @@ def test_a_corrupt_task_list_is_refused(multi, files: dict[str, Path], tmp_path:
     res = npi("verify", run, files["walk"], "-l", "3", "-n", "2")
     assert res.exit_code == 2, res.output
     assert "is corrupt" in res.output and "Traceback" not in res.output
+
+
+def test_a_new_environment_gets_its_own_encoder(multi, files: dict[str, Path],
+                                                tmp_path: Path) -> None:
+    """walk_observe.npi observes the array otherwise: learned with the core frozen, it gets
+    new rows and a new encoder, and nothing else changes."""
+    from npi_runtime import api
+
+    checked = api.load_program(files["walk_observe"])
+    traces = api.compile_traces(checked, lengths=range(1, 5), count=8, seed=1)
+    run = tmp_path / "observe"
+    result = api.learn_programs(multi.run_dir, checked, traces, run,
+                                train_config=_short_config())
+    assert result.added_programs == ["walk_observe.STEP", "walk_observe.WALK"]
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["learned_from"]["scope"]["encoders"] == ["array:walk_observe"]
+    assert manifest["environments"]["array:walk_observe"]["env"] == "array"
+    before = load_file(multi.run_dir / "model.safetensors")
+    after = load_file(run / "model.safetensors")
+    new = {k for k in after if k.startswith("encoders.array:walk_observe.")}
+    assert new and set(after) - set(before) == new
+    for key, old in before.items():
+        assert after[key][: old.shape[0]].equal(old), key
+    res = npi("verify", run, files["walk_observe"], "-l", "3", "-n", "2", "--json")
+    assert res.exit_code in (0, 1), res.output
+    res = npi("verify", run, files["walk"], "-l", "3", "-n", "2", "--json")
+    assert res.exit_code == 0, res.output
+
+
+def _short_config():
+    from npi_runtime.train import TrainConfig
+
+    return TrainConfig(max_epochs=2, val_lengths=(3,), val_count=2, threads=int(THREADS))
+
+
+def test_two_observations_of_one_environment_train_together(files: dict[str, Path],
+                                                           traces: dict[str, Path],
+                                                           configs, tmp_path: Path) -> None:
+    from npi_runtime import api
+
+    walk, observe = api.load_program(files["walk"]), api.load_program(files["walk_observe"])
+    model_config = configs()[0]
+    records = [*api.read_traces([traces["walk"]]),
+               *api.compile_traces(observe, lengths=[2, 3], count=4, seed=2)]
+    result = api.train_tasks([walk, observe], records, tmp_path / "run",
+                             model_config=model_config,
+                             train_config=_short_config())
+    manifest = json.loads((result.run_dir / "manifest.json").read_text())
+    assert sorted(manifest["environments"]) == ["array", "array:walk_observe"]
+    assert [t["environment"] for t in manifest["tasks"]] == ["array", "array:walk_observe"]
+    for checked in (walk, observe):
+        res = npi("verify", result.run_dir, checked.root.path, "-l", "3", "-n", "2")
+        assert res.exit_code in (0, 1), res.output
