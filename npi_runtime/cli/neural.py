@@ -108,7 +108,7 @@ def train(
         help="The .npi program file, then the trace files (npi-trace/1 JSON Lines, .gz or "
         "not) made by npi compile. Several program files (each path ending in .npi) train "
         "one network for all their tasks. With --add: the trace files only.",
-        exists=True, dir_okay=False, show_default=False, metavar="FILE... TRACES...")],
+        exists=True, dir_okay=False, show_default=False, metavar="PATHS")],
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="The run directory to create (weights, manifest, metrics, "
         "resume state).", file_okay=False, show_default=False)] = None,
