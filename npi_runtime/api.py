@@ -160,14 +160,21 @@ def base_manifest(checked: Checked, model: NPI, task: str, records: Sequence[dic
         "task_entry": task_entry(checked, task),
         "program_file": Path(checked.root.path).name,
         "task": task,
-        "signatures": {q: len(info.params) for q, info in sorted(checked.programs.items())},
-        "data": {
-            "trace_files": [str(p) for p in trace_files],
-            "traces": len(records),
-            "traces_sha256": traces_hash(records),
-            "lengths": sorted({int(r["length"]) for r in records}),
-        },
+        "signatures": signatures(checked),
+        "data": data_entry(records, trace_files),
     }
+
+
+def signatures(checked: Checked) -> dict[str, int]:
+    """The manifest's `signatures`: each program's number of arguments, by qualified name."""
+    return {q: len(info.params) for q, info in sorted(checked.programs.items())}
+
+
+def data_entry(records: Sequence[dict], trace_files: Sequence[str] = ()) -> dict:
+    """The manifest's record of the traces a run trained on (`data`)."""
+    return {"trace_files": [str(p) for p in trace_files], "traces": len(records),
+            "traces_sha256": traces_hash(records),
+            "lengths": sorted({int(r["length"]) for r in records})}
 
 
 def traces_hash(records: Sequence[dict]) -> str:
@@ -202,7 +209,7 @@ def fit_checkpoint(model: NPI, manifest: dict, checked: Checked, *, strict: bool
     added = ckpt.fit_programs(
         model, manifest, checked.env_name, env_header(checked.vocabulary),
         checked.program_order, str(checked.root.path),
-        arities={q: len(info.params) for q, info in checked.programs.items()},
+        arities=signatures(checked),
         arg_range=checked.vocabulary.arg_range)
     from npi_runtime.staleness import manifest_differences
 

@@ -182,7 +182,8 @@ class NPI(nn.Module):
         in this one), with `encoders` mapping environment names to this network's encoder
         keys. The view shares every module but reads the memory's rows when made: make it
         again after training. Returns the network itself when nothing is left out."""
-        names = [n for n in self.memory.names if n == ACT or n in set(programs)]
+        keep = {ACT, *programs}
+        names = [n for n in self.memory.names if n in keep]
         if names == self.memory.names and all(k == v for k, v in encoders.items()):
             return self
         view = NPI.__new__(NPI)

@@ -166,13 +166,13 @@ class Reproduction:
         earlier = self._announce(run, "MAX with the core frozen")
         _, tc = self._configs()
         paths = [str(self.traces("max"))]
-        if earlier:
-            work = lambda: api.train_tasks([self.checked["max"]], paths, run,  # noqa: E731
-                                           resume=True, on_event=self.on_event)
-        else:
-            work = lambda: api.learn_programs(base, self.checked["max"], paths, run,  # noqa: E731
-                                              freeze_core=True, train_config=tc,
-                                              on_event=self.on_event)
+        def work() -> Any:
+            if earlier:
+                return api.train_tasks([self.checked["max"]], paths, run, resume=True,
+                                       on_event=self.on_event)
+            return api.learn_programs(base, self.checked["max"], paths, run, freeze_core=True,
+                                      train_config=tc, on_event=self.on_event)
+
         self._timed("learn MAX", work)
         return run
 

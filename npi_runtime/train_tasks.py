@@ -27,11 +27,12 @@ from npi_runtime.api import (
     _check_same_traces,
     _warn,
     check_traces,
+    data_entry,
     new_model,
     read_traces,
     resume_parts,
+    signatures,
     task_runner,
-    traces_hash,
 )
 from npi_runtime.data import build_frameset, merge_framesets
 from npi_runtime.encoders import make_encoder
@@ -78,12 +79,6 @@ def _warner(warn: Warn | None, on_event: Callable[[str, dict], None] | None) -> 
     return _warn
 
 
-def _data(records: Sequence[dict], files: Sequence[str]) -> dict:
-    return {"trace_files": list(files), "traces": len(records),
-            "traces_sha256": traces_hash(records),
-            "lengths": sorted({int(r["length"]) for r in records})}
-
-
 def _check_task_traces(tasks: Sequence[TaskData], strict: bool, warn: Warn) -> None:
     for t in tasks:
         for message in check_traces(t.checked, t.records, t.task, strict=strict):
@@ -104,7 +99,7 @@ def _environments(model: NPI, checkeds: Sequence[Checked], known: dict | None = 
 def _signatures(checkeds: Sequence[Checked], known: dict | None = None) -> dict:
     out = dict(known or {})
     for c in checkeds:
-        out.update({q: len(info.params) for q, info in c.programs.items()})
+        out.update(signatures(c))
     return dict(sorted(out.items()))
 
 
@@ -118,6 +113,25 @@ def _plan(task: TaskData, config: TrainConfig, on_event: Any) -> dict:
         on_event("validation", {"message": f"{task.label}: {plan.describe()}",
                                 **plan.to_json()})
     return plan.to_json()
+
+
+def _task_entries(tasks: Sequence[TaskData], config: TrainConfig, on_event: Any) -> list[dict]:
+    """The manifest's entries of the tasks this run trains, with their validation plans."""
+    entries = []
+    for t in tasks:
+        entry = task_entry(t, data_entry(t.records))
+        entry["validation_plan"] = _plan(t, config, on_event)
+        entries.append(entry)
+    return entries
+
+
+def _manifest(model: NPI, environments: dict, arities: dict, tasks: list[dict],
+              records: Sequence[dict], files: Sequence[str]) -> dict:
+    """The lasting part of a several-task run's manifest."""
+    return {"format": ckpt.FORMAT, "npi_version": _version(),
+            "programs": list(model.memory.names), "environments": environments,
+            "model": model.config.to_dict(), "signatures": arities, "tasks": tasks,
+            "data": data_entry(records, files)}
 
 
 def _fit(model: NPI, tasks: Sequence[TaskData], entries: Sequence[dict], run_dir: Path,
@@ -173,16 +187,9 @@ def train_tasks(checkeds: Sequence[Checked], traces: Sequence[dict] | Sequence[s
         earlier_attempt = (run_dir / ckpt.LOCK_FILE).exists()
         with ckpt.run_lock(run_dir):
             ckpt.start_fresh(run_dir, earlier_attempt)
-            entries = []
-            for t in tasks:
-                entry = task_entry(t, _data(t.records, []))
-                entry["validation_plan"] = _plan(t, config, on_event)
-                entries.append(entry)
-            base = {"format": ckpt.FORMAT, "npi_version": _version(),
-                    "programs": list(model.memory.names),
-                    "environments": _environments(model, checkeds),
-                    "model": model.config.to_dict(), "signatures": _signatures(checkeds),
-                    "tasks": entries, "data": _data(records, files)}
+            entries = _task_entries(tasks, config, on_event)
+            base = _manifest(model, _environments(model, checkeds), _signatures(checkeds),
+                             entries, records, files)
             summary = _fit(model, tasks, entries, run_dir, config, base, on_event, None, None)
         return TrainResult(run_dir=run_dir, model=model, summary=summary, added_programs=[])
     with ckpt.run_lock(run_dir):
@@ -273,21 +280,14 @@ def learn_programs(from_run: str | Path, checked: Checked,
             if e.get("trained_in") == "this run":
                 e["trained_in"] = str(from_run)
             inherited.append(e)
-        entries = []
-        for t in task:
-            entry = task_entry(t, _data(t.records, []))
-            entry["validation_plan"] = _plan(t, config, on_event)
-            entries.append(entry)
+        entries = _task_entries(task, config, on_event)
         scope = freeze.describe() if freeze is not None else {"freeze_core": False}
-        base = {"format": ckpt.FORMAT, "npi_version": _version(),
-                "programs": list(model.memory.names),
-                "environments": _environments(model, [checked], _tagged(envs)),
-                "model": model.config.to_dict(),
-                "signatures": _signatures([checked], manifest.get("signatures")),
-                "tasks": inherited + entries, "data": _data(records, files),
-                "learned_from": {"run": str(from_run),
-                                 "weights_sha256": manifest["weights"]["sha256"],
-                                 "scope": scope}}
+        base = _manifest(model, _environments(model, [checked], _tagged(envs)),
+                         _signatures([checked], manifest.get("signatures")),
+                         inherited + entries, records, files)
+        base["learned_from"] = {"run": str(from_run),
+                                "weights_sha256": manifest["weights"]["sha256"],
+                                "scope": scope}
         summary = _fit(model, task, entries, run_dir, config, base, on_event, None, freeze)
     return TrainResult(run_dir=run_dir, model=model, summary=summary,
                        added_programs=new_programs)
