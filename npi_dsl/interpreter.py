@@ -238,6 +238,16 @@ class TaskRunner(RunnerBase):
         out.clear()
         return self.record(seed, value, result, steps)  # type: ignore[arg-type]
 
+    def run_calls(self, value: JSON) -> tuple[JSON, list[tuple[Any, Any, bool]], int]:
+        """`RunnerBase.run_calls` from the structured fragments: the call suffixes are the
+        run's own tuples, nothing else of a step is kept."""
+        b = self._pin(STRUCTURED)
+        result, out = self._execute(value, b)
+        calls = out[3::3]
+        depth = max((p[1] for p in out[1::3]), default=0)
+        out.clear()
+        return result, calls, depth
+
     def run_line(self, input: JSON, seed: int | None = None, *,
                  normalized: bool = False) -> str:
         """Run the task on an input; the trace record as one line of JSON text (no newline).

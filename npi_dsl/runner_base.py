@@ -102,6 +102,17 @@ class RunnerBase:
             return bool(result == self.run_result(input)[0])  # type: ignore[attr-defined]
         return bool(result == fn(input))
 
+    # ---- the decisions alone (verification's reference side)
+    def run_calls(self, value: JSON) -> tuple[JSON, list[tuple[Any, Any, bool]], int]:
+        """Run the task on a normalised input and keep only what a network is compared
+        with: (result, each step's `(call, call_args, end)` in execution order, the deepest
+        frame's depth). No step dicts and no JSON: the memory of a run is the list of calls.
+        Raises as `run` does."""
+        record = self.run(value)  # type: ignore[attr-defined]
+        steps = record["steps"]
+        calls = [(s["call"], s["call_args"], s["end"]) for s in steps]
+        return record["result"], calls, max((s["depth"] for s in steps), default=0)
+
     # ---- records
     def record(self, seed: int | None, value: JSON, result: JSON,
                steps: list[dict[str, Any]]) -> dict[str, Any]:

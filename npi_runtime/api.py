@@ -509,20 +509,24 @@ def _correct(runner: Any, value: Any, result: Any) -> bool:
 
 def run_network(model: NPI, checked: Checked, inputs: Sequence[Any], task: str | None = None,
                 *, max_steps: int = 1_000_000, max_depth: int = 10_000,
-                batch: int = 256) -> list[dict]:
-    """Run the network in closed loop on inputs (all at once, in batches).
+                batch: int = 256, device: str | Any = "auto") -> list[dict]:
+    """Run the network in closed loop on inputs (all at once, in batches), its steps on
+    `device` (`auto`, `cpu`, `cuda`, `cuda:N`, `mps` or a torch.device; a device that is
+    not there is a `DeviceError`).
 
     Returns per input `{input, result, correct, status, steps, message}`; `correct` is the
     task's `expect` check, or for a task without `expect`, whether the result equals the
     reference program's result on that input; `status` is `ok`,
     `step_budget`, `depth_budget` or `env_error` (the network made an illegal action).
     """
+    from npi_runtime.device import resolve_device
     from npi_runtime.multitask import task_view
 
+    where = resolve_device(device)
     runner = task_runner(checked, task)
     values = [runner.parse_input(x) for x in inputs]
     executor = NeuralExecutor(task_view(model, checked), checked.env_name, max_steps=max_steps,
-                              max_depth=max_depth)
+                              max_depth=max_depth, device=where)
     out: list[dict] = []
     for lo in range(0, len(values), batch):
         chunk = values[lo : lo + batch]
@@ -539,19 +543,24 @@ def run_network(model: NPI, checked: Checked, inputs: Sequence[Any], task: str |
 def verify(model: NPI | str | Path, checked: Checked, lengths: Sequence[int] | None,
            count: int, seed: int = 0, task: str | None = None, *, keep_outputs: bool = False,
            progress: Callable[[Any], None] | None = None, threads: int = 1,
-           engine: str = "compiled") -> VerifyReport:
+           engine: str = "compiled", jobs: int = 1, device: str | Any = "auto"
+           ) -> VerifyReport:
     """Compare the network with the reference at each length (see npi_runtime.verify), or,
     with `lengths` None, on the environment's verification sets (the camera: every start
     pose of `count` seen and `count` unseen cars); `threads` > 1 runs big batches of the
-    network on that many cores; `engine` runs the reference traces as for `task_runner`."""
+    network on that many cores; `engine` runs the reference traces as for `task_runner`;
+    `jobs` > 1 runs the reference in that many processes (the report is the same);
+    `device` is where the network steps (as for `run_network`)."""
+    from npi_runtime.device import resolve_device
     from npi_runtime.multitask import task_view
 
+    where = resolve_device(device)
     if not isinstance(model, NPI):
         model = load_model(model, checked)
     model = task_view(model, checked)
     runner = task_runner(checked, task, engine=engine)
     if lengths is None:
         return verify_sets(model, runner, count, seed, keep_outputs=keep_outputs,
-                           progress=progress, threads=threads)
+                           progress=progress, threads=threads, jobs=jobs, device=where)
     return _verify(model, runner, lengths, count, seed, keep_outputs=keep_outputs,
-                   progress=progress, threads=threads)
+                   progress=progress, threads=threads, jobs=jobs, device=where)

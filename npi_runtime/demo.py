@@ -43,12 +43,13 @@ def run_demo(out_dir: Path, seed: int = 0, on_event: Callable[[str, dict], None]
              say: Callable[[str], None] = print, *, model_config: NPIConfig | None = None,
              train_config: TrainConfig | None = None,
              verify_lengths: tuple[int, ...] = VERIFY_LENGTHS,
-             verify_count: int = VERIFY_COUNT) -> VerifyReport:
+             verify_count: int = VERIFY_COUNT, device: str = "auto") -> VerifyReport:
     """Compile, train, verify and plot into `out_dir`; returns the verification report.
 
     When `out_dir` already holds a demo run of the same seed, training continues from its
     last checkpoint (a finished run is not trained again) and verification runs anew. The
-    keyword arguments exist for tests and experiments; the demo is their defaults.
+    keyword arguments exist for tests and experiments; the demo is their defaults, and
+    `device` is where it trains and verifies (`--device`).
     """
     out_dir = Path(out_dir)
     earlier = earlier_run(out_dir, seed)
@@ -70,7 +71,7 @@ def run_demo(out_dir: Path, seed: int = 0, on_event: Callable[[str, dict], None]
     s = result.summary
     say(f"trained in {s['seconds']:.1f} s ({s['epochs']} epochs; {s['stopped']})")
     report = api.verify(result.model, checked, verify_lengths, verify_count, VERIFY_SEED,
-                        "add", progress=lambda r: say(
+                        "add", device=device, progress=lambda r: say(
                             f"verified {r.count} inputs of {r.length} digits: result exact "
                             f"{r.result_exact:.2f} ({r.seconds:.1f} s)"))
     write_atomic(out_dir / "verify.json", (json.dumps(report.to_json(), indent=2) + "\n")

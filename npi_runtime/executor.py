@@ -47,6 +47,10 @@ from npi_dsl.envs.base import EnvError, Environment
 from npi_dsl.trace import ACT
 from npi_runtime.kernel import MIN_SLICE, StepKernel
 from npi_runtime.model import NPI
+from npi_runtime.torch_kernel import TorchStepKernel
+
+#: the executor's step: numpy on the CPU, torch on a device
+Kernel = StepKernel | TorchStepKernel
 
 OK = "ok"
 STEP_BUDGET = "step_budget"
@@ -54,6 +58,8 @@ DEPTH_BUDGET = "depth_budget"
 ENV_ERROR = "env_error"
 
 Decision = tuple[bool, int, tuple[int, int, int]]  # (end, program index or -1, call args)
+#: a reference: Decision tuples, or rows [steps, 5] of (end, program or -1, 3 args)
+ReferenceLike = Sequence[Decision] | np.ndarray
 
 #: up to this many rows, the executor sorts a step's decisions in Python, not numpy
 _FEW = 8
@@ -78,7 +84,7 @@ class Outcome:
 @dataclass(slots=True)
 class _Instance:
     env: Environment
-    reference: Sequence[Decision] | None = None
+    reference: int = -1  # its row in the reference table, -1 for none
     divergence: dict | None = None
     decisions: list[Decision] | None = None
     outcome: Outcome | None = None
@@ -122,17 +128,19 @@ def compute_threads(blas: int, torch_threads: int) -> Iterator[None]:
 
 
 class _StatePool:
-    """Saved LSTM states of callers, [capacity, columns], with a free list of slots."""
+    """Saved LSTM states of callers, [capacity, columns], with a free list of slots; the
+    array is the kernel's kind (`zeros`: numpy on the CPU, a tensor on a device)."""
 
-    def __init__(self, columns: int, capacity: int = 64) -> None:
-        self.hc = np.zeros((capacity, columns), dtype=np.float32)
+    def __init__(self, columns: int, zeros: Any, capacity: int = 64) -> None:
+        self.zeros = zeros
+        self.hc = zeros(capacity, columns)
         self.free = list(range(capacity - 1, -1, -1))
 
     def alloc(self, n: int) -> list[int]:
         if len(self.free) < n:
             cap, columns = self.hc.shape
             new = max(cap, n)
-            grown = np.zeros((cap + new, columns), dtype=np.float32)
+            grown = self.zeros(cap + new, columns)
             grown[:cap] = self.hc
             self.hc = grown
             self.free.extend(range(cap + new - 1, cap - 1, -1))
@@ -153,7 +161,17 @@ class NeuralExecutor:
     can be slower (benchmarks/bench_executor.py measures both)."""
 
     def __init__(self, model: NPI, env_name: str, max_steps: int = 1_000_000,
-                 max_depth: int = 256, threads: int = 1) -> None:
+                 max_depth: int = 256, threads: int = 1,
+                 device: torch.device | str | None = None, kernel: str = "auto") -> None:
+        """`device`: where the step runs (None or the CPU: the numpy kernel; any other torch
+        device: `TorchStepKernel` there); `kernel` "numpy" or "torch" forces one (the torch
+        kernel runs on the CPU too, which is how the device path is tested without a GPU)."""
+        if kernel not in ("auto", "numpy", "torch"):
+            raise ValueError(f"kernel must be auto, numpy or torch, not {kernel!r}")
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        if kernel == "numpy" and self.device.type != "cpu":
+            raise ValueError("the numpy kernel runs on the CPU only")
+        self.use_torch = kernel == "torch" or self.device.type != "cpu"
         self.model = model
         self.env_name = env_name
         self.max_steps = max_steps
@@ -162,32 +180,38 @@ class NeuralExecutor:
         self.act = model.memory.index(ACT)
         self.names = model.memory.names
         self.bare = [n.rsplit(".", 1)[-1] for n in self.names]  # for messages
-        self._kernel: tuple[tuple, StepKernel] | None = None
+        self._kernel: tuple[tuple, Kernel] | None = None
+        self._refs: _ReferenceTable | None = None  # the references of the run in progress
 
-    def kernel(self) -> StepKernel:
+    def kernel(self) -> Kernel:
         """The step kernel of the model's current weights: built again only when a parameter
         was replaced or changed in place since the last run (torch counts in-place changes)."""
         key = tuple((id(p), p._version) for p in self.model.parameters())
         if self._kernel is None or self._kernel[0] != key:
-            self._kernel = (key, StepKernel(self.model, self.env_name))
+            made: Kernel = (TorchStepKernel(self.model, self.env_name, self.device)
+                            if self.use_torch else StepKernel(self.model, self.env_name))
+            self._kernel = (key, made)
         return self._kernel[1]
 
     def run(self, envs: Sequence[Environment], entry: str, args: Sequence[int] = (0, 0, 0),
-            references: Sequence[Sequence[Decision] | None] | None = None,
+            references: Sequence[ReferenceLike | None] | None = None,
             record: bool = False) -> list[Outcome]:
-        """Run program `entry` (a qualified name) on every environment, already reset."""
+        """Run program `entry` (a qualified name) on every environment, already reset;
+        `references` (one per environment, or None) as Decision lists or decision rows
+        (`references.Reference.decisions`)."""
         model = self.model
         model.eval()
         entry_index = model.memory.index(entry)
         entry_args = tuple(int(a) for a in args) + (0,) * (3 - len(args))
+        self._refs = _ReferenceTable(references) if references else None
         inst = [
-            _Instance(env=e, reference=references[i] if references else None,
+            _Instance(env=e, reference=i if references and references[i] is not None else -1,
                       decisions=[] if record else None)
             for i, e in enumerate(envs)
         ]
         if inst:
             kernel = self.kernel()
-            parallel = self.threads > 1 and len(inst) >= 2 * MIN_SLICE
+            parallel = self.threads > 1 and len(inst) >= 2 * MIN_SLICE and not self.use_torch
             with contextlib.ExitStack() as stack:
                 stack.enter_context(compute_threads(1, 1))
                 pool = (stack.enter_context(ThreadPoolExecutor(self.threads - 1))
@@ -200,14 +224,16 @@ class NeuralExecutor:
             assert o is not None
             o.divergence = r.divergence
             o.decisions = r.decisions
-            if r.reference is not None and r.divergence is None and o.steps < len(r.reference):
+            if r.reference >= 0 and r.divergence is None \
+                    and o.steps < self._refs.lengths[r.reference]:
                 o.divergence = {"step": o.steps, "stack": [],
                                 "reason": f"the network stopped ({o.status}) where the "
                                           "reference goes on"}
             outcomes.append(o)
+        self._refs = None
         return outcomes
 
-    def _loop(self, inst: list[_Instance], kernel: StepKernel, entry_index: int,
+    def _loop(self, inst: list[_Instance], kernel: Kernel, entry_index: int,
               entry_args: tuple[int, int, int], track: bool,
               pool: ThreadPoolExecutor | None) -> None:
         """Step every instance until it finishes; sets each instance's outcome."""
@@ -215,10 +241,11 @@ class NeuralExecutor:
         act, max_steps, max_depth, threads = self.act, self.max_steps, self.max_depth, self.threads
         cols = kernel.state_cols
         running = list(inst)
+        ids = np.arange(n)  # each running row's instance
         observe = [r.env.observe for r in inst]
         act_fns = [r.env.act for r in inst]
         state = kernel.zero_state(n)
-        saved = _StatePool(state.shape[1] - cols.start)
+        saved = _StatePool(state.shape[1] - cols.start, kernel.zeros)
         # the top frame of each running row, its stack depth, the deepest it reached
         progs = np.full(n, entry_index, dtype=np.int64)
         fargs = np.tile(np.asarray(entry_args, dtype=np.int64), (n, 1))
@@ -239,7 +266,7 @@ class NeuralExecutor:
             out = kernel(obs, fargs, progs, state, pool, threads)
             dec = kernel.decide(out)
             if track:
-                self._track(running, dec, step, obs, out, kernel, frames)
+                self._track(running, ids, dec, step, obs, out, kernel, frames)
             step += 1
             finished: dict[int, tuple[str, str]] = {}  # row -> (status, message)
             if len(running) <= _FEW:  # Python's scalars beat a dozen numpy calls
@@ -321,31 +348,40 @@ class NeuralExecutor:
                 running = [running[row] for row in keep]
                 observe = [observe[row] for row in keep]
                 act_fns = [act_fns[row] for row in keep]
-                state, progs, fargs, depth, deepest = (
-                    a[keep] for a in (state, progs, fargs, depth, deepest))
+                state, progs, fargs, depth, deepest, ids = (
+                    a[keep] for a in (state, progs, fargs, depth, deepest, ids))
                 stk_prog, stk_args, stk_slot = (a[keep] for a in (stk_prog, stk_args, stk_slot))
 
-    def _track(self, running: list[_Instance], dec: np.ndarray, step: int, obs: list,
-               out: np.ndarray, kernel: StepKernel, frames: Any) -> None:
-        """Log each row's decision and compare it with the reference."""
-        for row, (end, prog, a0, a1, a2) in enumerate(dec.tolist()):
+    def _track(self, running: list[_Instance], ids: np.ndarray, dec: np.ndarray, step: int,
+               obs: list, out: Any, kernel: Kernel, frames: Any) -> None:
+        """Log each row's decision, and compare the step's decisions with the references
+        (one array comparison for the whole batch; Python only where a row diverges)."""
+        if any(r.decisions is not None for r in running):
+            for row, (end, prog, a0, a1, a2) in enumerate(dec.tolist()):
+                r = running[row]
+                if r.decisions is not None:
+                    r.decisions.append((True, -1, (0, 0, 0)) if end
+                                       else (False, prog, (a0, a1, a2)))
+        refs = self._refs
+        if refs is None:
+            return
+        rows = refs.differing(ids, dec, step)
+        for row in rows.tolist():
             r = running[row]
-            decision: Decision = (True, -1, (0, 0, 0)) if end else (False, prog, (a0, a1, a2))
-            if r.decisions is not None:
-                r.decisions.append(decision)
-            if r.reference is not None and r.divergence is None:
-                ref = r.reference
-                if step >= len(ref) or ref[step] != decision:
-                    self._diverged(r, step, frames(row), decision, obs[row], kernel, out[row])
+            if r.reference >= 0 and r.divergence is None:
+                refs.open[r.reference] = False
+                end, prog, a0, a1, a2 = dec[row].tolist()
+                decision: Decision = ((True, -1, (0, 0, 0)) if end
+                                      else (False, prog, (a0, a1, a2)))
+                self._diverged(r, step, frames(row), decision, obs[row], kernel, out[row])
 
     def _stack(self, frames: list[int]) -> str:
         return " > ".join(self.bare[p] for p in frames)
 
     def _diverged(self, r: _Instance, step: int, frames: list[int], decision: Decision,
-                  obs: Any, kernel: StepKernel, row: np.ndarray) -> None:
-        ref = r.reference
-        assert ref is not None
-        expected = ref[step] if step < len(ref) else None
+                  obs: Any, kernel: Kernel, row: Any) -> None:
+        assert self._refs is not None
+        expected = self._refs.decision(r.reference, step)
         probs = kernel.probabilities(row)
         r.divergence = {
             "step": step,
@@ -368,3 +404,49 @@ class NeuralExecutor:
                 "p_args": [float(p_args[i, a[i]]) for i in range(3)],
             })
         return out
+
+
+class _ReferenceTable:
+    """The references of a run as one array [instances, longest, 5] (rows as in
+    `references.Reference.decisions`, padded) and their lengths, so that a step's decisions
+    are compared with the references of all running rows in one operation."""
+
+    def __init__(self, references: Sequence[ReferenceLike | None]) -> None:
+        arrays = [_rows(r) for r in references]
+        self.lengths = np.array([a.shape[0] for a in arrays], dtype=np.int64)
+        longest = int(self.lengths.max()) if arrays else 0
+        self.table = np.zeros((len(arrays), max(longest, 1), 5), dtype=np.int32)
+        for i, a in enumerate(arrays):
+            self.table[i, : a.shape[0]] = a
+        # rows still compared: a reference given, no divergence found yet
+        self.open = np.array([r is not None for r in references], dtype=bool)
+
+    def differing(self, ids: np.ndarray, dec: np.ndarray, step: int) -> np.ndarray:
+        """The running rows (indices into `ids`) whose decision at `step` is not their
+        reference's (or whose reference has ended)."""
+        if step >= self.table.shape[1]:
+            return np.flatnonzero(self.open[ids])
+        want = self.table[ids, step]
+        got = dec.astype(np.int32, copy=True)
+        end = got[:, 0] == 1
+        got[end, 1] = -1
+        got[end, 2:] = 0
+        bad = (want != got).any(axis=1) | (step >= self.lengths[ids])
+        bad &= self.open[ids]
+        return np.flatnonzero(bad)
+
+    def decision(self, i: int, step: int) -> Decision | None:
+        if step >= self.lengths[i]:
+            return None
+        end, prog, a0, a1, a2 = self.table[i, step].tolist()
+        return (True, -1, (0, 0, 0)) if end else (False, prog, (a0, a1, a2))
+
+
+def _rows(reference: ReferenceLike | None) -> np.ndarray:
+    """A reference as rows [steps, 5] int32."""
+    if reference is None:
+        return np.zeros((0, 5), dtype=np.int32)
+    if isinstance(reference, np.ndarray):
+        return reference.astype(np.int32, copy=False).reshape(-1, 5)
+    return np.array([(1, -1, 0, 0, 0) if end else (0, prog, *a) for end, prog, a in reference],
+                    dtype=np.int32).reshape(-1, 5)

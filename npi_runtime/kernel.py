@@ -393,12 +393,22 @@ class StepKernel:
 
     def probabilities(self, row: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """(p_end, p over programs, p over each argument [3, R]) from one row of outputs."""
-        n = self.n_programs
-        p_end = float(1.0 / (1.0 + np.exp(-float(row[0]))))
-        scores = row[1 : 1 + n].astype(np.float64)
-        p_prog = np.exp(scores - scores.max())
-        p_prog /= p_prog.sum()
-        logits = row[1 + n :].reshape(3, self.arg_range).astype(np.float64)
-        p_args = np.exp(logits - logits.max(1, keepdims=True))
-        p_args /= p_args.sum(1, keepdims=True)
-        return p_end, p_prog, p_args
+        return probabilities_of(row, self.n_programs, self.arg_range)
+
+    def zeros(self, rows: int, columns: int) -> np.ndarray:
+        """An all-zero array for saved states (the executor's pool)."""
+        return np.zeros((rows, columns), dtype=np.float32)
+
+
+def probabilities_of(row: np.ndarray, n: int, arg_range: int
+                     ) -> tuple[float, np.ndarray, np.ndarray]:
+    """(p_end, p over the `n` programs, p over each argument [3, R]) from one row of a
+    kernel's outputs [1 + n + 3R]."""
+    p_end = float(1.0 / (1.0 + np.exp(-float(row[0]))))
+    scores = row[1 : 1 + n].astype(np.float64)
+    p_prog = np.exp(scores - scores.max())
+    p_prog /= p_prog.sum()
+    logits = row[1 + n :].reshape(3, arg_range).astype(np.float64)
+    p_args = np.exp(logits - logits.max(1, keepdims=True))
+    p_args /= p_args.sum(1, keepdims=True)
+    return p_end, p_prog, p_args

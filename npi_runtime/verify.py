@@ -30,6 +30,7 @@ from npi_runtime.data import build_frameset
 from npi_runtime.executor import Decision, NeuralExecutor
 from npi_runtime.model import NPI
 from npi_runtime.objective import npi_loss
+from npi_runtime.references import ReferenceSide
 
 #: how many instances the executor runs at once while verifying
 DEFAULT_BATCH = 64
@@ -111,66 +112,108 @@ def teacher_forced_accuracy(model: NPI, records: Sequence[dict], env_name: str,
     return right, total
 
 
+#: the teacher-forced pass takes the records of this many reference steps at a time
+FORCED_STEPS = 50_000
+
+
+def forced_accuracy(model: NPI, runner: TaskRunner, inputs: Sequence[tuple[int | None, Any]]
+                    ) -> tuple[int, int]:
+    """(steps right, steps) teacher-forced over `inputs`' reference traces, their records
+    made a group of about FORCED_STEPS steps at a time (memory stays bounded)."""
+    env_name = runner.checked.env_name
+    right = total = 0
+    group: list[dict] = []
+    size = 0
+    for k, (seed, value) in enumerate(inputs):
+        rec = runner.run(value, seed)
+        group.append(rec)
+        size += len(rec["steps"])
+        if size >= FORCED_STEPS or k == len(inputs) - 1:
+            r, t = teacher_forced_accuracy(model, group, env_name)
+            right += r
+            total += t
+            group, size = [], 0
+    return right, total
+
+
 def evaluate_inputs(model: NPI, runner: TaskRunner, length: int,
                     inputs: Sequence[tuple[int | None, Any]], *, batch: int = DEFAULT_BATCH,
                     keep_outputs: bool = False, max_failures: int = 50,
-                    threads: int = 1, group: str | None = None) -> LengthReport:
-    """Run the reference and the network on `inputs` ((seed, normalised input) pairs)."""
+                    threads: int = 1, group: str | None = None, jobs: int = 1,
+                    forced: str = "diverged", device: Any = None) -> LengthReport:
+    """Run the reference and the network on `inputs` ((seed, normalised input) pairs).
+
+    The reference side is compact decision rows (`references.ReferenceSide`; `jobs` worker
+    processes compute them ahead of the network), so memory does not grow with the number
+    of inputs. The teacher-forced pass (`step_accuracy`) runs only on inputs whose closed-loop
+    trace diverged (`forced="diverged"`): where the network made every reference decision in
+    closed loop, it was fed exactly the reference's inputs, so every teacher-forced step is
+    right. `forced="all"` runs it on every input (what earlier versions did; for checking).
+    `device` is where the network's closed-loop steps run (NeuralExecutor); the
+    teacher-forced pass runs on the model where it is."""
+    if forced not in ("diverged", "all"):
+        raise ValueError(f"forced must be 'diverged' or 'all', not {forced!r}")
     t0 = time.perf_counter()
     grid = runner.env.verification_grid
     cells: dict[str, list[int]] = {}
     env_name = runner.checked.env_name
     entry = runner.task.entry
     entry_args = runner.task.entry_args
-    memory = model.memory.names
     n = len(inputs)
     result_ok = trace_ok = 0
     right = steps = 0
     failures: list[dict] = []
     outputs: list[dict] = []
-    for lo in range(0, n, batch):
-        chunk = inputs[lo : lo + batch]
-        records = [runner.run(value, seed) for seed, value in chunk]
-        r, s = teacher_forced_accuracy(model, records, env_name)
-        right += r
-        steps += s
-        refs = [reference_decisions(rec, memory) for rec in records]
-        depth = max(max(st["depth"] for st in rec["steps"]) for rec in records)
-        longest = max(len(x) for x in refs)
-        executor = NeuralExecutor(model, env_name, threads=threads,
-                                  max_steps=2 * longest + 64,
-                                  max_depth=2 * depth + 8)
-        envs = [runner.new_env(value) for _, value in chunk]
-        outcomes = executor.run(envs, entry, entry_args, references=refs)
-        for (seed, value), rec, env, o in zip(chunk, records, envs, outcomes, strict=True):
-            try:
-                result = runner.result(env) if o.ok else None
-            except Exception:  # the network left a state the result expression cannot read
-                result = None
-            expected = rec["result"]
-            good = o.ok and result == expected
-            same = o.divergence is None
-            result_ok += good
-            trace_ok += same
-            if grid is not None:
-                cell = cells.setdefault(",".join(str(value[k]) for k in grid), [0, 0])
-                cell[0] += 1
-                cell[1] += good and same
-            if keep_outputs:
-                output = {"length": length, "seed": seed, "input": value, "result": result,
-                          "expected": expected, "correct": good, "status": o.status}
-                if group is not None:
-                    output["group"] = group
-                    output["trace_exact"] = same
-                outputs.append(output)
-            if (not good or not same) and len(failures) < max_failures:
-                fail = {"input": value, "result": result, "expected": expected,
-                        "divergence": o.divergence}
-                if not o.ok:
-                    fail["status"] = o.status
-                    fail["message"] = o.message
-                failures.append(fail)
-        del records, refs
+    batches = [inputs[lo : lo + batch] for lo in range(0, n, batch)]
+    with ReferenceSide(runner, model.memory.names, jobs) as side:
+        computed = side.chunks([value for _, value in chunk] for chunk in batches)
+        for chunk, refs in zip(batches, computed, strict=True):
+            executor = NeuralExecutor(model, env_name, threads=threads, device=device,
+                                      max_steps=2 * max(r.steps for r in refs) + 64,
+                                      max_depth=2 * max(r.depth for r in refs) + 8)
+            envs = [runner.new_env(value) for _, value in chunk]
+            outcomes = executor.run(envs, entry, entry_args,
+                                    references=[r.decisions for r in refs])
+            to_force = []
+            for (seed, value), ref, env, o in zip(chunk, refs, envs, outcomes, strict=True):
+                try:
+                    result = runner.result(env) if o.ok else None
+                except Exception:  # the network left a state the result expression cannot read
+                    result = None
+                expected = ref.result
+                good = o.ok and result == expected
+                same = o.divergence is None
+                result_ok += good
+                trace_ok += same
+                if same and forced == "diverged":
+                    right += ref.steps
+                    steps += ref.steps
+                else:
+                    to_force.append((seed, value))
+                if grid is not None:
+                    cell = cells.setdefault(",".join(str(value[k]) for k in grid), [0, 0])
+                    cell[0] += 1
+                    cell[1] += good and same
+                if keep_outputs:
+                    output = {"length": length, "seed": seed, "input": value,
+                              "result": result, "expected": expected, "correct": good,
+                              "status": o.status}
+                    if group is not None:
+                        output["group"] = group
+                        output["trace_exact"] = same
+                    outputs.append(output)
+                if (not good or not same) and len(failures) < max_failures:
+                    fail = {"input": value, "result": result, "expected": expected,
+                            "divergence": o.divergence}
+                    if not o.ok:
+                        fail["status"] = o.status
+                        fail["message"] = o.message
+                    failures.append(fail)
+            del envs, outcomes, refs
+            if to_force:
+                r, s = forced_accuracy(model, runner, to_force)
+                right += r
+                steps += s
     return LengthReport(
         length=length, count=n,
         result_exact=result_ok / n if n else 0.0,
@@ -191,14 +234,16 @@ def sample_inputs(runner: TaskRunner, length: int, count: int, seed: int) -> lis
 def verify(model: NPI, runner: TaskRunner, lengths: Sequence[int], count: int, seed: int, *,
            batch: int = DEFAULT_BATCH, keep_outputs: bool = False,
            progress: Callable[[LengthReport], None] | None = None,
-           threads: int = 1) -> VerifyReport:
+           threads: int = 1, jobs: int = 1, device: Any = None) -> VerifyReport:
     """Closed-loop and teacher-forced comparison at every length (`count` inputs each);
-    `threads` > 1 steps big batches on that many cores (NeuralExecutor)."""
+    `threads` > 1 steps big batches on that many cores (NeuralExecutor), `jobs` > 1 runs
+    the reference in that many processes (the report is the same for any `jobs`)."""
     reports = []
     for length in lengths:
         inputs = sample_inputs(runner, length, count, seed)
         rep = evaluate_inputs(model, runner, length, inputs, batch=batch,
-                              keep_outputs=keep_outputs, threads=threads)
+                              keep_outputs=keep_outputs, threads=threads, jobs=jobs,
+                              device=device)
         reports.append(rep)
         if progress is not None:
             progress(rep)
@@ -208,7 +253,7 @@ def verify(model: NPI, runner: TaskRunner, lengths: Sequence[int], count: int, s
 def verify_sets(model: NPI, runner: TaskRunner, count: int, seed: int, *,
                 batch: int = DEFAULT_BATCH, keep_outputs: bool = False,
                 progress: Callable[[LengthReport], None] | None = None,
-                threads: int = 1) -> VerifyReport:
+                threads: int = 1, jobs: int = 1, device: Any = None) -> VerifyReport:
     """Closed-loop comparison on the environment's named input sets
     (`Environment.verification_sets`: for the camera, every start pose of `count` seen and
     `count` unseen cars under random lighting), one report per set."""
@@ -220,7 +265,7 @@ def verify_sets(model: NPI, runner: TaskRunner, count: int, seed: int, *,
     for name, values in sets.items():
         inputs = [(None, runner.parse_input(v)) for v in values]
         rep = evaluate_inputs(model, runner, 0, inputs, batch=batch, keep_outputs=keep_outputs,
-                              threads=threads, group=name)
+                              threads=threads, group=name, jobs=jobs, device=device)
         reports.append(rep)
         if progress is not None:
             progress(rep)

@@ -208,3 +208,13 @@ def check_lengths(text: str) -> str:
         raise typer.BadParameter(str(e)) from None
     return text
 
+
+def check_jobs(value: str) -> str:
+    """`--jobs`: a whole number >= 1 or `auto` (a usage error, exit 2, otherwise)."""
+    from npi_runtime.references import parse_jobs
+
+    try:
+        parse_jobs(value)
+    except ValueError as e:
+        raise typer.BadParameter(str(e).removeprefix("--jobs ")) from None
+    return value

@@ -18,6 +18,7 @@ import typer
 from rich.markup import escape
 
 from npi_runtime.cli.common import (
+    check_jobs,
     check_lengths,
     check_writable,
     err,
@@ -35,6 +36,9 @@ _TASK = Annotated[str | None, typer.Option(
 _STRICT = Annotated[bool, typer.Option(
     "--strict", help="Refuse (exit 2) a run directory trained on another version of the "
     "program file (its source hash differs); without it that is a warning.")]
+_DEVICE = Annotated[str, typer.Option(
+    "--device", help="Where the network runs: auto (a GPU when torch sees one, else the "
+    "CPU), cpu, cuda, cuda:N or mps; a device that is not there is exit 2.")]
 
 
 def _warning(message: str) -> None:
@@ -349,6 +353,10 @@ def verify(
         "--threads", min=1, help="Cores for the network's big batches (1: fastest when "
         "another job is running; 2 about 1.5x faster on an idle 2-core machine).")] = 1,
     strict: _STRICT = False,
+    jobs: Annotated[str, typer.Option(
+        "--jobs", "-j", help="Processes for the reference side: a number or auto (the usable "
+        "CPUs); the report is the same for any value.", callback=check_jobs)] = "1",
+    device: _DEVICE = "auto",
 ) -> None:
     """Run the network in closed loop beside the reference program and compare.
 
@@ -365,7 +373,11 @@ def verify(
     info = task_or_exit(checked, task)
     from npi_dsl.sampling import parse_lengths
     from npi_runtime import api
+    from npi_runtime.device import resolve_device
+    from npi_runtime.references import parse_jobs
     from npi_runtime.verify import plot_cells, plot_report
+
+    where = resolve_device(device)
 
     env = checked.create_env()
     grid = env.verification_grid
@@ -384,7 +396,8 @@ def verify(
                       f"({rep.seconds:.1f} s)", markup=False, highlight=False)
 
     report = api.verify(model, checked, wanted, count, seed, info.name,
-                        keep_outputs=outputs is not None, progress=progress, threads=threads)
+                        keep_outputs=outputs is not None, progress=progress, threads=threads,
+                        jobs=parse_jobs(jobs), device=where)
     from npi_runtime.checkpoint import write_atomic
 
     for path, write in (
@@ -417,6 +430,7 @@ def demo(
         "--out", "-o", help="Where to write traces, model, report and plot.",
         file_okay=False)] = Path("npi-demo"),
     seed: Annotated[int, typer.Option("--seed", "-s", min=0, help="Training seed.")] = 0,
+    device: _DEVICE = "auto",
 ) -> None:
     """The main job from nothing: compile the paper's addition training set, train, verify.
 
@@ -429,14 +443,16 @@ def demo(
     _quiet_threads()
     from npi_runtime.checkpoint import CheckpointError
     from npi_runtime.demo import earlier_run, run_demo
+    from npi_runtime.device import resolve_device
 
+    resolve_device(device)  # a device that is not there: exit 2 before any work
     try:
         earlier_run(out_dir, seed)
     except CheckpointError as e:
         fail(str(e), code=2)
     try:
         with _TrainDisplay() as display:
-            report = run_demo(out_dir, seed=seed, on_event=display,
+            report = run_demo(out_dir, seed=seed, on_event=display, device=device,
                               say=lambda m: err.print(m, markup=False, highlight=False))
     except KeyboardInterrupt:
         again = "npi demo" + ("" if out_dir == Path("npi-demo") else f" --out {out_dir}") \
