@@ -32,8 +32,15 @@ from npi_runtime.model import NPI
 from npi_runtime.objective import npi_loss
 from npi_runtime.references import ReferenceSide
 
-#: how many instances the executor runs at once while verifying
+#: how many instances the executor runs at once while verifying, on the CPU and on a device
+#: (a GPU's step costs about the same for any batch up to thousands: docs/scaling.md)
 DEFAULT_BATCH = 64
+DEVICE_BATCH = 256
+
+
+def default_batch(device: Any = None) -> int:
+    """The executor's batch for verifying on `device` (None: the CPU)."""
+    return DEFAULT_BATCH if device is None or str(device) == "cpu" else DEVICE_BATCH
 
 
 @dataclass
@@ -137,7 +144,7 @@ def forced_accuracy(model: NPI, runner: TaskRunner, inputs: Sequence[tuple[int |
 
 
 def evaluate_inputs(model: NPI, runner: TaskRunner, length: int,
-                    inputs: Sequence[tuple[int | None, Any]], *, batch: int = DEFAULT_BATCH,
+                    inputs: Sequence[tuple[int | None, Any]], *, batch: int | None = None,
                     keep_outputs: bool = False, max_failures: int = 50,
                     threads: int = 1, group: str | None = None, jobs: int = 1,
                     forced: str = "diverged", device: Any = None) -> LengthReport:
@@ -154,6 +161,7 @@ def evaluate_inputs(model: NPI, runner: TaskRunner, length: int,
     if forced not in ("diverged", "all"):
         raise ValueError(f"forced must be 'diverged' or 'all', not {forced!r}")
     t0 = time.perf_counter()
+    batch = batch or default_batch(device)
     grid = runner.env.verification_grid
     cells: dict[str, list[int]] = {}
     env_name = runner.checked.env_name
@@ -232,7 +240,7 @@ def sample_inputs(runner: TaskRunner, length: int, count: int, seed: int) -> lis
 
 
 def verify(model: NPI, runner: TaskRunner, lengths: Sequence[int], count: int, seed: int, *,
-           batch: int = DEFAULT_BATCH, keep_outputs: bool = False,
+           batch: int | None = None, keep_outputs: bool = False,
            progress: Callable[[LengthReport], None] | None = None,
            threads: int = 1, jobs: int = 1, device: Any = None) -> VerifyReport:
     """Closed-loop and teacher-forced comparison at every length (`count` inputs each);
@@ -251,7 +259,7 @@ def verify(model: NPI, runner: TaskRunner, lengths: Sequence[int], count: int, s
 
 
 def verify_sets(model: NPI, runner: TaskRunner, count: int, seed: int, *,
-                batch: int = DEFAULT_BATCH, keep_outputs: bool = False,
+                batch: int | None = None, keep_outputs: bool = False,
                 progress: Callable[[LengthReport], None] | None = None,
                 threads: int = 1, jobs: int = 1, device: Any = None) -> VerifyReport:
     """Closed-loop comparison on the environment's named input sets

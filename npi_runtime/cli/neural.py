@@ -357,6 +357,9 @@ def verify(
         "--jobs", "-j", help="Processes for the reference side: a number or auto (the usable "
         "CPUs); the report is the same for any value.", callback=check_jobs)] = "1",
     device: _DEVICE = "auto",
+    batch: Annotated[int | None, typer.Option(
+        "--batch", min=1, help="Inputs the network runs at once (default 64 on the CPU, 256 "
+        "on a GPU).", show_default=False)] = None,
 ) -> None:
     """Run the network in closed loop beside the reference program and compare.
 
@@ -397,7 +400,7 @@ def verify(
 
     report = api.verify(model, checked, wanted, count, seed, info.name,
                         keep_outputs=outputs is not None, progress=progress, threads=threads,
-                        jobs=parse_jobs(jobs), device=where)
+                        jobs=parse_jobs(jobs), device=where, batch=batch)
     from npi_runtime.checkpoint import write_atomic
 
     for path, write in (
