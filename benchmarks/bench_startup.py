@@ -1,6 +1,6 @@
 """How much CPU a fresh `npi` process spends: `npi check` and `npi compile` on addition.npi.
 
-    python benchmarks/bench_startup.py [--runs 7] [--no-bytecode] [--json]
+    python benchmarks/bench_startup.py [--runs 7] [--json]
 
 Each command runs --runs times in a fresh process, after one run that is not counted (it
 writes the bytecode caches a normal installation has); a run's CPU time is the user + system
@@ -14,9 +14,10 @@ The commands are the installed `npi` script of this interpreter's environment:
 * `npi compile programs/addition.npi -n 1 -l 1 -o TMP` (a temporary file)
 * `npi compile programs/addition.npi -n 1 -l 1` (to stdout, discarded)
 
-Children run with PYTHONDONTWRITEBYTECODE unset, so that Python caches bytecode as it does by
-default; --no-bytecode sets it, and every run then compiles the project's modules from source
-(about 0.1 s more; a development shell may set it).
+Children run with PYTHONDONTWRITEBYTECODE unset, so that the warm-up run caches the bytecode of
+the project's modules as an installed package has it (pip compiles at install): a shell that
+sets it and has never written the caches compiles every module from source at each start,
+about 0.05-0.1 s more.
 """
 
 from __future__ import annotations
@@ -57,12 +58,10 @@ def cpu_seconds(argv: list[str], env: dict[str, str]) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(runs: int, bytecode: bool) -> list[dict[str, object]]:
+def measure(runs: int) -> list[dict[str, object]]:
     npi = _npi()
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    if not bytecode:
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         out = str(Path(tmp) / "traces.jsonl")
@@ -84,20 +83,31 @@ def measure(runs: int, bytecode: bool) -> list[dict[str, object]]:
     return rows
 
 
+def _versions() -> str:
+    """What the time depends on most: the interpreter, typer (0.29 coerces every parameter
+    through pydantic) and lark."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    parts = [f"Python {sys.version.split()[0]}"]
+    for name in ("typer", "lark"):
+        try:
+            parts.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            parts.append(f"no {name}")
+    return ", ".join(parts)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=7)
-    ap.add_argument("--no-bytecode", action="store_true",
-                    help="set PYTHONDONTWRITEBYTECODE=1 in the children")
     ap.add_argument("--json", action="store_true", help="print the numbers as JSON")
     args = ap.parse_args()
-    rows = measure(args.runs, bytecode=not args.no_bytecode)
+    rows = measure(args.runs)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        cache = "without bytecode caches" if args.no_bytecode else "bytecode cached"
         print(f"CPU seconds (user + sys) of a fresh process, median / best of {args.runs} "
-              f"({cache})")
+              f"({_versions()})")
         print(f"{'command':<56}{'median':>8}{'best':>8}{'target':>8}  result")
         for r in rows:
             target = f"{r['target_s']:.2f}" if r["target_s"] is not None else "-"
