@@ -12,60 +12,112 @@ Recursion is classified per program (Cai et al. 2017 depend on tail recursion):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import networkx as nx
-
-from npi_dsl.trace import ACT
+from npi_dsl.digraph import reachable, strongly_connected_components
+from npi_dsl.trace_schema import ACT
 
 if TYPE_CHECKING:
+    import networkx as nx
+
     from npi_dsl import ast
     from npi_dsl.checked import ProgramInfo
 
 
-def build_call_graph(programs: Mapping[str, ProgramInfo],
-                     calls: Mapping[str, Sequence[tuple[str, ast.CallStmt, bool]]]) -> nx.DiGraph:
-    g = nx.DiGraph()
-    g.add_node(ACT, kind="act", name=ACT, params=[], recursion="none", level=0, file=None)
+@dataclass(frozen=True)
+class CallGraph:
+    """The call graph in plain dicts, what the checker and the code generator use (without
+    importing networkx); `to_networkx` gives the `DiGraph` of `Checked.graph` and `npi graph`.
+
+    `nodes` maps each node (ACT first, then the qualified program names, sorted) to its
+    attributes: kind, name, params, file, recursion, level. `edges` maps a caller to its
+    callees, in the order of their first call site, each with the number of call sites
+    (`calls`) and, into ACT, the actions called (`actions`).
+    """
+
+    nodes: dict[str, dict[str, Any]]
+    edges: dict[str, dict[str, dict[str, Any]]]
+
+    def successors(self, q: str) -> list[str]:
+        return list(self.edges.get(q, ()))
+
+    def descendants(self, q: str) -> set[str]:
+        """Every node `q` reaches by one or more calls (networkx's `descendants`)."""
+        return reachable([q], self.successors) - {q}
+
+    def has_edge(self, a: str, b: str) -> bool:
+        return b in self.edges.get(a, ())
+
+    def to_networkx(self) -> nx.DiGraph:
+        """The same graph as a networkx `DiGraph`, attributes copied."""
+        import networkx as nx
+
+        g = nx.DiGraph()
+        for q, attrs in self.nodes.items():
+            g.add_node(q, **{k: list(v) if isinstance(v, list) else v
+                             for k, v in attrs.items()})
+        for q, callees in self.edges.items():
+            for callee, attrs in callees.items():
+                g.add_edge(q, callee, calls=attrs["calls"], actions=list(attrs["actions"]))
+        return g
+
+
+def call_graph(programs: Mapping[str, ProgramInfo],
+               calls: Mapping[str, Sequence[tuple[str, ast.CallStmt, bool]]]) -> CallGraph:
+    """The call graph of the checked programs and their call sites (callee, call, tail)."""
+    nodes: dict[str, dict[str, Any]] = {
+        ACT: {"kind": "act", "name": ACT, "params": [], "recursion": "none", "level": 0,
+              "file": None}}
     for q, info in sorted(programs.items()):
-        g.add_node(q, kind="program", name=info.name, params=list(info.params),
-                   file=info.file.path, recursion="none", level=1)
+        nodes[q] = {"kind": "program", "name": info.name, "params": list(info.params),
+                    "file": info.file.path, "recursion": "none", "level": 1}
+    edges: dict[str, dict[str, dict[str, Any]]] = {}
     for q, sites in calls.items():
         for callee, node, _tail in sites:
-            if not g.has_edge(q, callee):
-                g.add_edge(q, callee, calls=0, actions=[])
-            edge = g[q][callee]
+            edge = edges.setdefault(q, {}).setdefault(callee, {"calls": 0, "actions": []})
             edge["calls"] += 1
             if callee == ACT and node.name not in edge["actions"]:
                 edge["actions"].append(node.name)
+    graph = CallGraph(nodes, edges)
+    components = strongly_connected_components(list(nodes), graph.successors)
     # recursion classes
-    for scc in nx.strongly_connected_components(g):
-        cyclic = len(scc) > 1 or any(g.has_edge(n, n) for n in scc)
-        if not cyclic:
+    for scc in components:
+        members = set(scc)
+        if len(scc) == 1 and not graph.has_edge(scc[0], scc[0]):
             continue
         for q in scc:
-            back = [tail for callee, _n, tail in calls.get(q, ()) if callee in scc]
+            back = [tail for callee, _n, tail in calls.get(q, ()) if callee in members]
             if back:
-                g.nodes[q]["recursion"] = "tail" if all(back) else "general"
+                nodes[q]["recursion"] = "tail" if all(back) else "general"
             else:
-                g.nodes[q]["recursion"] = "tail"  # in a cycle only through others' calls
-    # levels on the condensation
-    cond = nx.condensation(g)
-    level: dict[int, int] = {}
-    for c in reversed(list(nx.topological_sort(cond))):
-        members = cond.nodes[c]["members"]
-        if members == {ACT}:
-            level[c] = 0
+                nodes[q]["recursion"] = "tail"  # in a cycle only through others' calls
+    # levels on the condensation: components come after every component they call
+    component = {q: i for i, scc in enumerate(components) for q in scc}
+    level: list[int] = []
+    for i, scc in enumerate(components):
+        if scc == [ACT]:
+            level.append(0)
             continue
-        level[c] = 1 + max((level[s] for s in cond.successors(c)), default=0)
-    for c, data in cond.nodes(data=True):
-        for q in data["members"]:
-            g.nodes[q]["level"] = level[c]
-    return g
+        below = (level[component[c]] for q in scc for c in graph.successors(q)
+                 if component[c] != i)
+        level.append(1 + max(below, default=0))
+        for q in scc:
+            nodes[q]["level"] = level[i]
+    return graph
+
+
+def build_call_graph(programs: Mapping[str, ProgramInfo],
+                     calls: Mapping[str, Sequence[tuple[str, ast.CallStmt, bool]]]
+                     ) -> nx.DiGraph:
+    """The call graph as a networkx `DiGraph` (`call_graph(...).to_networkx()`)."""
+    return call_graph(programs, calls).to_networkx()
 
 
 def graph_json(g: nx.DiGraph) -> dict[str, Any]:
     """networkx node-link data with the key `edges` (readable by `node_link_graph`)."""
+    import networkx as nx
+
     return nx.node_link_data(g, edges="edges")
 
 

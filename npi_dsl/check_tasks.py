@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import networkx as nx
-
 from npi_dsl import ast
 from npi_dsl.builtins import ValueType
+from npi_dsl.callgraph import CallGraph
 from npi_dsl.check_programs import ProgramChecker
 from npi_dsl.checked import MAX_ARGS, Checked, FileInfo, TaskInfo
 from npi_dsl.diagnostics import Note, did_you_mean
 from npi_dsl.parser import KEYWORDS
 from npi_dsl.task_inputs import TaskInputs, _an, check_expr
-from npi_dsl.trace import ACT
+from npi_dsl.trace_schema import ACT
 
 
 class TaskChecker(ProgramChecker):
     """The checks of the root file's tasks, on top of the program checks."""
 
-    def _check_tasks(self, root: FileInfo, graph: nx.DiGraph) -> dict[str, TaskInfo]:
+    def _check_tasks(self, root: FileInfo, graph: CallGraph) -> dict[str, TaskInfo]:
         """The root file's tasks; `graph` is the call graph (npi_dsl.callgraph)."""
         assert self.vocab is not None
         tasks: dict[str, TaskInfo] = {}
@@ -76,7 +75,7 @@ class TaskChecker(ProgramChecker):
                 result = rf.value
                 produced = self._expr(root, result, None)
             expect, inputs = self._task_inputs(root, t, seen, produced)
-            reach = (nx.descendants(graph, entry_q) - {ACT}) | {entry_q}
+            reach = (graph.descendants(entry_q) - {ACT}) | {entry_q}
             by_name: dict[str, str] = {}
             for rq in sorted(reach):
                 bare = Checked.bare(rq)

@@ -6,14 +6,17 @@ later stage consumes), the `FileInfo`, `ProgramInfo` and `TaskInfo` it is made o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
-
-import networkx as nx
+from functools import cached_property
+from typing import TYPE_CHECKING, Literal
 
 from npi_dsl import ast
+from npi_dsl.callgraph import CallGraph
 from npi_dsl.diagnostics import Diagnostic, did_you_mean, has_errors
 from npi_dsl.envs.base import Environment, Vocabulary
 from npi_dsl.task_inputs import TaskInputs
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 MAX_ARGS = 3  # NPI's argument tuple
 Type = Literal["int", "bool"] | None
@@ -78,9 +81,16 @@ class Checked:
     env_class: type[Environment]
     programs: dict[str, ProgramInfo]
     tasks: dict[str, TaskInfo]
-    graph: nx.DiGraph
+    #: the call graph in plain dicts (npi_dsl.callgraph); `graph` is its networkx form
+    call_graph: CallGraph
     source_hash: str
     diagnostics: list[Diagnostic]  # warnings only (errors raise)
+
+    @cached_property
+    def graph(self) -> nx.DiGraph:
+        """The call graph as a networkx `DiGraph` (npi_dsl.callgraph), built on first use:
+        networkx is imported only then."""
+        return self.call_graph.to_networkx()
 
     @property
     def program_order(self) -> tuple[str, ...]:

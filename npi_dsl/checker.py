@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from npi_dsl import ast
-from npi_dsl.callgraph import build_call_graph
+from npi_dsl.callgraph import call_graph
 from npi_dsl.check_observe import ObserveChecker
 from npi_dsl.checked import (
     MAX_ARGS,
@@ -96,7 +96,7 @@ class _Checker(ObserveChecker):
             for info in list(self.files.values()):
                 if info.path not in self._foreign_env:
                     self._check_programs(info)
-            graph = build_call_graph(self.programs, self.calls)
+            graph = call_graph(self.programs, self.calls)
             tasks = self._check_tasks(root, graph)
             self._check_reachability(root, tasks)
             observed = self._check_observe(root)
@@ -107,7 +107,7 @@ class _Checker(ObserveChecker):
                     root=root, files=self.files, env_name=self.env_name,
                     env_config=dict(self.env_config), vocabulary=vocab,
                     env_class=self.env_class, programs=self.programs, tasks=tasks,
-                    graph=graph, source_hash=self._source_hash(),
+                    call_graph=graph, source_hash=self._source_hash(),
                     diagnostics=[d for d in self.diags if d.severity == "warning"])
         # a file's warnings are reported when that file is checked, not when it is imported
         diags = [d for d in self.diags

@@ -8,10 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import networkx as nx
-
 from npi_dsl import ast
 from npi_dsl.checker import Checked
+from npi_dsl.digraph import component_heights, reachable, strongly_connected_components
 
 
 @dataclass(frozen=True)
@@ -46,24 +45,26 @@ class Generated:
     generators: set[str]
 
 
-#: a node no program name can be: where `generator_programs` joins every cycle
-_CYCLES = object()
-
-
 def generator_programs(checked: Checked, order: list[str], max_plain_height: int) -> set[str]:
     """Programs that can reach a recursive cycle (or all, when a chain of calls is more than
     `max_plain_height` programs high)."""
-    g = checked.graph.subgraph(order)
-    cond = nx.condensation(g)
+    inside = set(order)
+    graph = checked.call_graph
+
+    def calls(q: str) -> list[str]:  # the call graph restricted to `order`
+        return [c for c in graph.successors(q) if c in inside]
+
+    components = strongly_connected_components(order, calls)
     # a chain of calls is as many programs high as the longest path of components
-    if g and nx.dag_longest_path_length(cond) + 1 > max_plain_height:
+    if order and max(component_heights(components, calls)) > max_plain_height:
         return set(order)
-    cyclic = {m for c in cond for m in cond.nodes[c]["members"]
-              if len(cond.nodes[c]["members"]) > 1 or g.has_edge(m, m)}
-    # everything with a path into a cycle: the ancestors of one node every cycle leads to
-    h = nx.DiGraph(g)
-    h.add_edges_from((m, _CYCLES) for m in cyclic)
-    reaching = nx.ancestors(h, _CYCLES) if cyclic else set()
+    cyclic = {m for c in components for m in c if len(c) > 1 or graph.has_edge(m, m)}
+    # everything with a path into a cycle (the cycles' programs too)
+    callers: dict[str, list[str]] = {}
+    for q in order:
+        for c in calls(q):
+            callers.setdefault(c, []).append(q)
+    reaching = cyclic | reachable(cyclic, lambda q: callers.get(q, ()))
     return {q for q in order if q in reaching}
 
 

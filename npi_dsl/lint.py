@@ -26,12 +26,10 @@ from typing import Any
 from npi_dsl import ast
 from npi_dsl.checker import Checked, FileInfo, TaskInfo
 from npi_dsl.envs.base import JSON, ObservedQuery
+from npi_dsl.lint_defaults import DEFAULT_COUNT as DEFAULT_COUNT  # re-exported
+from npi_dsl.lint_defaults import DEFAULT_LENGTHS as DEFAULT_LENGTHS
 from npi_dsl.reference import ReferenceRunner
 from npi_dsl.sampling import iter_inputs
-
-#: `npi lint`'s defaults: inputs per length and lengths (documented in docs/cli.md)
-DEFAULT_COUNT = 50
-DEFAULT_LENGTHS = "1..10"
 
 
 @dataclass(frozen=True)

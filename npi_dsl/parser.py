@@ -1,6 +1,8 @@
 """Text to typed AST.
 
-The LALR parser is built once (lazily) from `grammar.lark`, with the AST-building
+The LALR parser of `grammar.lark` is loaded once (lazily) from the tables generated from it,
+`grammar_tables.json` (npi_dsl.parser_tables; regenerate them with
+`python -m npi_dsl.parser_tables` after editing the grammar), with the AST-building
 transformer (npi_dsl.transform) applied inline as rules are reduced: no intermediate lark
 tree, and no recursion, so even thousands of nested blocks parse without a RecursionError.
 Lark's exceptions are caught here and only here, and turned into `Diagnostic`s.
@@ -9,7 +11,6 @@ Lark's exceptions are caught here and only here, and turned into `Diagnostic`s.
 from __future__ import annotations
 
 import functools
-import importlib.resources
 import os
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from npi_dsl import ast
 from npi_dsl.ast import Span
 from npi_dsl.diagnostics import Diagnostic, DiagnosticError
 from npi_dsl.inputs import NotRegularFile, describe_oserror, open_regular
+from npi_dsl.parser_tables import grammar_text as grammar_text  # re-exported
+from npi_dsl.parser_tables import load
 from npi_dsl.transform import ToAst, tok_span
 
 #: Reserved words: none of them may name a program, constant, parameter, local or task.
@@ -76,19 +79,7 @@ _TERMINAL_WORDS = {
 
 @functools.lru_cache(maxsize=1)
 def _parser() -> Lark:
-    return Lark(
-        grammar_text(),
-        parser="lalr",
-        lexer="contextual",
-        propagate_positions=True,
-        maybe_placeholders=True,
-        keep_all_tokens=True,
-        transformer=ToAst(),
-    )
-
-
-def grammar_text() -> str:
-    return importlib.resources.files("npi_dsl").joinpath("grammar.lark").read_text("utf-8")
+    return load(transformer=ToAst())
 
 
 def read_source(path: str | Path) -> str:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.tree import Tree
 
 from npi_runtime.cli.common import (
     err,
@@ -18,6 +17,9 @@ from npi_runtime.cli.common import (
     print_diagnostics,
     unreadable,
 )
+
+if TYPE_CHECKING:
+    from rich.tree import Tree
 
 
 class GraphFormat(str, Enum):
@@ -81,6 +83,8 @@ def graph(
         "json: networkx node-link data.")] = GraphFormat.tree,
 ) -> None:
     """Show the call graph: which program calls which, levels and recursion."""
+    from rich.tree import Tree
+
     from npi_dsl.callgraph import graph_dot, graph_json
 
     checked = load_or_exit(file)

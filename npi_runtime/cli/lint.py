@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
-from npi_dsl.lint import DEFAULT_COUNT, DEFAULT_LENGTHS, Decision, Finding, LintReport
+from npi_dsl.lint_defaults import DEFAULT_COUNT, DEFAULT_LENGTHS
 from npi_runtime.cli.common import (
     check_lengths,
     err,
@@ -19,6 +19,9 @@ from npi_runtime.cli.common import (
     out,
     task_or_exit,
 )
+
+if TYPE_CHECKING:
+    from npi_dsl.lint import Decision, Finding, LintReport
 
 
 def lint(
