@@ -359,8 +359,11 @@ def train(checked: Checked, traces: Sequence[dict] | Sequence[str | Path], run_d
           task: str | None = None, *, model_config: NPIConfig | None = None,
           train_config: TrainConfig | None = None, resume: bool = False,
           on_event: Callable[[str, dict], None] | None = None, strict: bool = False,
-          warn: Callable[[str], None] | None = None) -> TrainResult:
-    """Train a network on traces (records, or paths of trace files) and write `run_dir`.
+          warn: Callable[[str], None] | None = None, device: str | Any = "auto"
+          ) -> TrainResult:
+    """Train a network on traces (records, or paths of trace files) and write `run_dir`,
+    on `device` (as for `run_network`; started by torchrun, in several processes:
+    npi_runtime.distributed).
 
     With `resume=True`, `run_dir` must hold an earlier run of the same programs and traces:
     training continues from its last committed checkpoint with its configuration. Without
@@ -375,7 +378,10 @@ def train(checked: Checked, traces: Sequence[dict] | Sequence[str | Path], run_d
     """
     if resume and "tasks" in ckpt.read_manifest(Path(run_dir)):
         return train_tasks([checked], traces, run_dir, resume=True, on_event=on_event,
-                           strict=strict, warn=warn)
+                           strict=strict, warn=warn, device=device)
+    from npi_runtime import distributed
+
+    where, group = distributed.placement(device)
     info = checked.task(task)
     files: list[str] = []
     if traces and isinstance(traces[0], (str, Path)):
@@ -394,7 +400,7 @@ def train(checked: Checked, traces: Sequence[dict] | Sequence[str | Path], run_d
     run_dir = Path(run_dir)
     added: list[str] = []
     earlier_attempt = (run_dir / ckpt.LOCK_FILE).exists()
-    with ckpt.run_lock(run_dir):
+    with distributed.run_lock(run_dir, group):
         if resume:
             manifest = ckpt.read_manifest(run_dir)
             model = ckpt.build_model(manifest)
@@ -410,7 +416,7 @@ def train(checked: Checked, traces: Sequence[dict] | Sequence[str | Path], run_d
                 raise ckpt.CheckpointError(
                     f"{run_dir} already holds a run; continue it with --resume {run_dir} "
                     "(resume=True), or choose another directory")
-            ckpt.start_fresh(run_dir, earlier_attempt)
+            distributed.start_fresh(run_dir, earlier_attempt, group)
             config = train_config or TrainConfig()
             model = new_model(checked, model_config, seed=config.seed)
             base = base_manifest(checked, model, info.name, records, files)
@@ -428,7 +434,8 @@ def train(checked: Checked, traces: Sequence[dict] | Sequence[str | Path], run_d
             state = None
         frames: FrameSet = build_frameset(records, model.memory.names,
                                           model.encoders[checked.env_name], checked.env_name)
-        trainer = Trainer(model, frames, runner, config, run_dir, base, on_event)
+        trainer = Trainer(model, frames, runner, config, run_dir, base, on_event,
+                          device=where, group=group)
         if state is not None:
             trainer.restore(state)
             if ckpt.committed_dir(run_dir) is None:

@@ -439,14 +439,16 @@ def _validate_tasks(manifest: dict, where: Path) -> None:
 
 
 def _validate_training(training: dict, where: Path) -> None:
-    from npi_runtime.train import TrainConfig
+    from npi_runtime.train import PRECISIONS, TrainConfig
 
     defaults = TrainConfig()
     for f in fields(TrainConfig):
         if f.name not in training:
             continue
         value, default = training[f.name], getattr(defaults, f.name)
-        if isinstance(default, tuple):
+        if f.name == "precision":
+            ok = value in PRECISIONS
+        elif isinstance(default, tuple):
             ok = isinstance(value, list) and len(value) <= 64 and all(
                 _int_in(x, 1, 10**6) for x in value)
         elif isinstance(default, int):
@@ -728,7 +730,9 @@ def restore_optimizer(model: NPI, optimizer: torch.optim.Optimizer, resume: Resu
         if k in ("exp_avg", "exp_avg_sq") and t.shape != params[name].shape:
             raise CheckpointError(f"the optimizer state of {name} is {tuple(t.shape)}, the "
                                   f"parameter {tuple(params[name].shape)}")
-        state.setdefault(params[name], {})[k] = t.clone()
+        # Adam's moments live where the parameter does; its step count stays on the CPU
+        moved = t.clone() if k == "step" else t.to(params[name].device, copy=True)
+        state.setdefault(params[name], {})[k] = moved
     optimizer.state.clear()
     for p, st in state.items():
         optimizer.state[p] = st

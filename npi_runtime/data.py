@@ -12,7 +12,7 @@ program each and training stalls).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -38,6 +38,14 @@ class Packed:
     batch_sizes: torch.Tensor  # [T] as in PackedSequence
     frames: torch.Tensor  # [B] frame ids, sorted by decreasing length
     step_frames: torch.Tensor  # [S] the frame id of each step
+
+    def to(self, device: torch.device) -> Packed:
+        """The batch's index tensors on `device` (`batch_sizes` stays on the CPU, where the
+        packed LSTM reads it); the batch itself on the CPU."""
+        if device.type == "cpu":
+            return self
+        return Packed(steps=self.steps.to(device), batch_sizes=self.batch_sizes,
+                      frames=self.frames.to(device), step_frames=self.step_frames.to(device))
 
 
 @dataclass
@@ -70,6 +78,22 @@ class FrameSet:
     @property
     def n_frames(self) -> int:
         return int(self.frame_start.numel())
+
+    def to(self, device: torch.device) -> FrameSet:
+        """Every tensor on `device` (tensorised once: training then indexes it there); the
+        FrameSet itself on the CPU."""
+        if device.type == "cpu":
+            return self
+
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device)
+
+        kw = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name, value in kw.items():
+            if isinstance(value, torch.Tensor):
+                kw[name] = move(value)
+        kw["env_obs"] = tuple(t.to(device) for t in self.env_obs)
+        return FrameSet(**kw)
 
     @property
     def n_steps(self) -> int:

@@ -290,9 +290,10 @@ class StepKernel:
         (an encoder with a numpy form) or the encoder's output (any other encoder)."""
         if self.rows_in is None:
             enc = self.encoder
+            where = next(enc.parameters()).device
             with torch.inference_mode():
-                s = enc(enc.tensorize(observations), torch.from_numpy(args))
-            return s.numpy()
+                s = enc(enc.tensorize(observations).to(where), torch.from_numpy(args).to(where))
+            return s.cpu().numpy()
         return self.rows_in.indices(observations, args)
 
     def _encode(self, idx: np.ndarray) -> np.ndarray:

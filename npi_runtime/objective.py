@@ -88,7 +88,7 @@ def forward_frames(model: NPI, frames: FrameSet, batch: Packed):
         states = model.encode(frames.env, frames.obs[s], frames.args[s])
     else:  # several tasks: each step through its own environment's encoder
         assert frames.obs_row is not None
-        states = torch.empty(s.numel(), model.config.state_dim)
+        states = torch.empty(s.numel(), model.config.state_dim, device=s.device)
         env_of = frames.step_env[s]
         for e, name in enumerate(frames.envs):
             at = torch.nonzero(env_of == e).flatten()

@@ -50,6 +50,8 @@ from npi_runtime.objective import StepStats, npi_loss
 from npi_runtime.verify import evaluate_inputs, sample_inputs
 
 METRICS_FILE = "metrics.jsonl"
+#: `TrainConfig.precision`'s values
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -75,6 +77,9 @@ class TrainConfig:
     patience: int = 3
     eval_steps: int = 500  # also validate every this many optimizer steps inside long epochs
     checkpoint_seconds: float = 60.0
+    #: fp32, or bf16: the teacher-forced forward pass under torch.autocast to bfloat16 (the
+    #: weights, the optimizer and the loss stay float32; docs/training.md "Devices")
+    precision: str = "fp32"
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -121,11 +126,23 @@ class Trainer:
     def __init__(self, model: NPI, frames: FrameSet, runner: TaskRunner | None,
                  config: TrainConfig, run_dir: Path, manifest: dict,
                  on_event: Event | None = None, *, tasks: Sequence[ValTask] = (),
-                 freeze: FrozenCore | None = None) -> None:
+                 freeze: FrozenCore | None = None, device: torch.device | None = None,
+                 group: Any = None) -> None:
         """One task (`runner`), or several (`tasks`, with `runner` None and `frames` merged
-        by `data.merge_framesets` in the same order); `freeze` trains only its weights."""
+        by `data.merge_framesets` in the same order); `freeze` trains only its weights.
+
+        `device`: where the model and the frames' tensors live while training (the CPU by
+        default; the bookkeeping, epoch orders and checkpoints stay on the CPU).
+        `group`: a `distributed.Group` when this is one process of several (DDP)."""
+        if config.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not "
+                             f"{config.precision!r}")
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        model.to(self.device)
         self.model = model
         self.frames = frames
+        self.data = frames.to(self.device)  # what the loss indexes: on the device
+        self.group = group
         self.runner = runner
         self.config = config
         self.run_dir = Path(run_dir)
@@ -185,9 +202,11 @@ class Trainer:
                 lr = max(c.lr * c.lr_decay ** (self.step / c.decay_steps), c.min_lr)
                 for g in self.optimizer.param_groups:
                     g["lr"] = lr * warm
-                loss, stats = npi_loss(self.model, self.frames, batch)
+                loss, stats = self._loss(batch)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if self.group is not None:
+                    stats = self.group.reduce(self.trainable, stats)
                 if self.freeze is not None:
                     self.freeze.before_step()
                 if c.clip:
@@ -199,12 +218,13 @@ class Trainer:
                 self.epoch_stats.add(stats)
                 self.frame_wrong[batch.frames] = False
                 if stats.wrong_frames is not None:
-                    self.frame_wrong[stats.wrong_frames] = True
+                    self.frame_wrong[stats.wrong_frames.cpu()] = True
                 self.step += 1
                 self.batch_in_epoch += 1
                 self.seconds = time.perf_counter() - start
                 self.on_event("batch", {"epoch": self.epoch, "batch": self.batch_in_epoch,
-                                        "batches": n_batches, "loss": float(loss.detach()),
+                                        "batches": n_batches, "loss": stats.loss / stats.steps
+                                        if self.group is not None else float(loss.detach()),
                                         "lr": lr})
                 if c.eval_steps and self.step % c.eval_steps == 0 \
                         and self.batch_in_epoch < n_batches:
@@ -229,11 +249,30 @@ class Trainer:
                 break
         return self.summary()
 
+    def _loss(self, batch: Any) -> tuple[torch.Tensor, StepStats]:
+        """The batch's loss and statistics: on the device, under bf16 autocast if asked;
+        one process of several takes its share of the batch's frames."""
+        device = self.device
+        if self.group is not None:
+            batch = self.group.share(self.frames, batch)
+            if batch is None:  # no frame of this batch here: gradients of zero
+                return sum(p.sum() * 0.0 for p in self.trainable), StepStats()
+        with torch.autocast(device.type, dtype=torch.bfloat16,
+                            enabled=self.config.precision == "bf16"):
+            loss, stats = npi_loss(self.model, self.data, batch.to(device))
+        assert stats is not None
+        if self.group is not None:  # the summed loss: Group.reduce divides by all steps
+            loss = loss * stats.steps
+        return loss, stats
+
     def _evaluate(self, start: float, lr: float, epoch: float) -> None:
         """Validate, log a metrics record, update the early-stopping streak, checkpoint."""
         c = self.config
         self.seconds = time.perf_counter() - start
-        val = self.validate()
+        if self.group is None:
+            val = self.validate()
+        else:  # process 0 validates for all
+            val = self.group.broadcast(self.validate() if self.group.is_main else None)
         self.seconds = time.perf_counter() - start
         record = {"step": self.step, "epoch": round(epoch, 3) if epoch % 1 else int(epoch),
                   "seconds": round(self.seconds, 3), "lr": lr,
@@ -355,6 +394,8 @@ class Trainer:
     def _append_metrics(self, record: dict) -> None:
         """One line per validation, before its checkpoint: `--resume` cuts the lines after
         the committed step away."""
+        if not self.writes:
+            return
         ckpt.fault_point(f"append {METRICS_FILE}")
         with open(self.run_dir / METRICS_FILE, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
@@ -372,8 +413,15 @@ class Trainer:
             "val_lengths": list(self.val_lengths),
         }
 
+    @property
+    def writes(self) -> bool:
+        """Whether this process writes the run directory (one of several: process 0)."""
+        return self.group is None or self.group.is_main
+
     def save(self) -> None:
         """Commit a checkpoint: weights, optimizer, state and manifest, as one."""
+        if not self.writes:
+            return
         extra = {"torch_rng": torch.get_rng_state(), "frame_wrong": self.frame_wrong}
         if self.order is not None:
             extra["order"] = self.order
@@ -440,6 +488,8 @@ class Trainer:
 
     def _truncate_metrics(self) -> None:
         """Drop metrics lines written after the checkpoint we resume from."""
+        if not self.writes:
+            return
         path = self.run_dir / METRICS_FILE
         if not path.exists():
             return

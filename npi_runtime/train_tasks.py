@@ -22,6 +22,7 @@ import torch
 from npi_dsl.checker import Checked
 from npi_dsl.trace import env_header
 from npi_runtime import checkpoint as ckpt
+from npi_runtime import distributed
 from npi_runtime.api import (
     TrainResult,
     _check_same_traces,
@@ -136,7 +137,7 @@ def _manifest(model: NPI, environments: dict, arities: dict, tasks: list[dict],
 
 def _fit(model: NPI, tasks: Sequence[TaskData], entries: Sequence[dict], run_dir: Path,
          config: TrainConfig, base: dict, on_event: Any, state: ckpt.ResumeState | None,
-         freeze: FrozenCore | None) -> dict:
+         freeze: FrozenCore | None, place: tuple[Any, Any]) -> dict:
     """Tensorize every task's traces, validate each task on its own, train."""
     by_label = {e["label"]: e for e in entries}
     for t in tasks:
@@ -154,7 +155,7 @@ def _fit(model: NPI, tasks: Sequence[TaskData], entries: Sequence[dict], run_dir
     val = [ValTask(t.label, task_runner(t.checked, t.task), t.checked.program_order, t.encoder,
                    tuple(by_label[t.label]["validation_plan"]["lengths"])) for t in tasks]
     trainer = Trainer(model, merge_framesets(parts), None, config, run_dir, base, on_event,
-                      tasks=val, freeze=freeze)
+                      tasks=val, freeze=freeze, device=place[0], group=place[1])
     if state is not None:
         trainer.restore(state)
     return trainer.fit()
@@ -164,11 +165,13 @@ def train_tasks(checkeds: Sequence[Checked], traces: Sequence[dict] | Sequence[s
                 run_dir: str | Path, *, model_config: NPIConfig | None = None,
                 train_config: TrainConfig | None = None, resume: bool = False,
                 on_event: Callable[[str, dict], None] | None = None, strict: bool = False,
-                warn: Warn | None = None) -> TrainResult:
+                warn: Warn | None = None, device: Any = "auto") -> TrainResult:
     """Train one network on the tasks of several program files (or continue such a run, or
     one made by `learn_programs`, with `resume`). Every trace must belong to one of the
     files (its task, environment and programs), every file must get traces. Without a
-    `train_config`, `several_tasks_config(TrainConfig(), len(checkeds))`."""
+    `train_config`, `several_tasks_config(TrainConfig(), len(checkeds))`. `device` as for
+    `api.train`."""
+    place = distributed.placement(device)
     checkeds = list(checkeds)
     check_files(checkeds)
     files, records = _records(traces)
@@ -185,14 +188,15 @@ def train_tasks(checkeds: Sequence[Checked], traces: Sequence[dict] | Sequence[s
         tasks = assign_records(checkeds, records, keys)
         _check_task_traces(tasks, strict, warn)
         earlier_attempt = (run_dir / ckpt.LOCK_FILE).exists()
-        with ckpt.run_lock(run_dir):
-            ckpt.start_fresh(run_dir, earlier_attempt)
+        with distributed.run_lock(run_dir, place[1]):
+            distributed.start_fresh(run_dir, earlier_attempt, place[1])
             entries = _task_entries(tasks, config, on_event)
             base = _manifest(model, _environments(model, checkeds), _signatures(checkeds),
                              entries, records, files)
-            summary = _fit(model, tasks, entries, run_dir, config, base, on_event, None, None)
+            summary = _fit(model, tasks, entries, run_dir, config, base, on_event, None, None,
+                           place)
         return TrainResult(run_dir=run_dir, model=model, summary=summary, added_programs=[])
-    with ckpt.run_lock(run_dir):
+    with distributed.run_lock(run_dir, place[1]):
         manifest = ckpt.read_manifest(run_dir)
         if "tasks" not in manifest:
             raise ckpt.CheckpointError(f"{run_dir} is a run of one task: resume it with its "
@@ -218,7 +222,8 @@ def train_tasks(checkeds: Sequence[Checked], traces: Sequence[dict] | Sequence[s
             first = min((names.index(p) for p in scope.get("programs", []) if p in names),
                         default=len(names))
             freeze = FrozenCore(model, first, scope.get("encoders", []))
-        summary = _fit(model, tasks, entries, run_dir, config, base, on_event, state, freeze)
+        summary = _fit(model, tasks, entries, run_dir, config, base, on_event, state, freeze,
+                       place)
     return TrainResult(run_dir=run_dir, model=model, summary=summary, added_programs=[])
 
 
@@ -226,11 +231,13 @@ def learn_programs(from_run: str | Path, checked: Checked,
                    traces: Sequence[dict] | Sequence[str | Path], run_dir: str | Path, *,
                    freeze_core: bool = True, train_config: TrainConfig | None = None,
                    on_event: Callable[[str, dict], None] | None = None, strict: bool = False,
-                   warn: Warn | None = None) -> TrainResult:
+                   warn: Warn | None = None, device: Any = "auto") -> TrainResult:
     """A new run `run_dir`: the network of `from_run` with rows for the new programs of
     `checked` (and an encoder for its environment, if the network has none), trained on
     the file's traces. With `freeze_core` only those train, every other weight is copied
-    bit for bit; without it every weight trains. `from_run` is only read."""
+    bit for bit; without it every weight trains. `from_run` is only read. `device` as for
+    `api.train`."""
+    place = distributed.placement(device)
     warn = _warner(warn, on_event)
     from_run, run_dir = Path(from_run), Path(run_dir)
     model, manifest = ckpt.load_model(from_run)
@@ -261,8 +268,8 @@ def learn_programs(from_run: str | Path, checked: Checked,
                                    "directory (the earlier run stays as it is)")
     config = train_config or TrainConfig()
     earlier_attempt = (run_dir / ckpt.LOCK_FILE).exists()
-    with ckpt.run_lock(run_dir):
-        ckpt.start_fresh(run_dir, earlier_attempt)
+    with distributed.run_lock(run_dir, place[1]):
+        distributed.start_fresh(run_dir, earlier_attempt, place[1])
         torch.manual_seed(config.seed)
         first_new = len(model.memory)
         for p in new_programs:
@@ -288,7 +295,8 @@ def learn_programs(from_run: str | Path, checked: Checked,
         base["learned_from"] = {"run": str(from_run),
                                 "weights_sha256": manifest["weights"]["sha256"],
                                 "scope": scope}
-        summary = _fit(model, task, entries, run_dir, config, base, on_event, None, freeze)
+        summary = _fit(model, task, entries, run_dir, config, base, on_event, None, freeze,
+                       place)
     return TrainResult(run_dir=run_dir, model=model, summary=summary,
                        added_programs=new_programs)
 

@@ -109,10 +109,12 @@ def teacher_forced_accuracy(model: NPI, records: Sequence[dict], env_name: str,
     """(steps right, steps) over the records' steps, every head teacher-forced."""
     model.eval()
     frames = build_frameset(records, model.memory.names, model.encoders[env_name], env_name)
+    device = next(model.parameters()).device
+    on_device = frames.to(device)
     right = total = 0
     order = torch.arange(frames.n_frames)
     for batch in frames.batches(order, max_frames):
-        _, stats = npi_loss(model, frames, batch)
+        _, stats = npi_loss(model, on_device, batch.to(device))
         assert stats is not None
         right += stats.all_right
         total += stats.steps

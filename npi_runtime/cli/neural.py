@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -46,6 +47,13 @@ def _warning(message: str) -> None:
 
 
 
+class Precision(str, Enum):
+    """`npi train --precision`."""
+
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
 def _quiet_threads() -> None:
     """Keep OpenMP from spinning on a shared machine (must precede importing torch)."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -58,10 +66,11 @@ class _TrainDisplay:
     """A progress bar per epoch (only on a terminal) and one line per validation; a context
     manager that takes the bar away however training ends."""
 
-    def __init__(self) -> None:
+    def __init__(self, quiet: bool = False) -> None:
         self.progress: Any = None
         self.bar: Any = None
-        if err.is_terminal:
+        self.quiet = quiet  # another process of several shows it
+        if err.is_terminal and not quiet:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
             self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
@@ -70,6 +79,8 @@ class _TrainDisplay:
             self.progress.start()
 
     def __call__(self, kind: str, data: dict) -> None:
+        if self.quiet:
+            return
         if kind == "batch" and self.progress is not None:
             desc = f"epoch {data['epoch'] + 1}"
             info = f"loss {data['loss']:.4f}  lr {data['lr']:.2g}"
@@ -163,6 +174,14 @@ def train(
         "traces or a run directory made from another version of the program file (their "
         "source hash differs); without it 8 traces are re-run and a differing source hash "
         "is a warning.")] = False,
+    device: _DEVICE = "auto",
+    precision: Annotated[Precision | None, typer.Option(
+        "--precision", help="fp32, or bf16: the forward pass under bfloat16 autocast "
+        "(default fp32; docs/training.md).", show_default=False)] = None,
+    nproc: Annotated[int | None, typer.Option(
+        "--nproc", min=1, help="Train in this many processes on this machine, through "
+        "torchrun (DDP: gloo on CPUs, NCCL on GPUs, one GPU each; docs/training.md).",
+        show_default=False)] = None,
 ) -> None:
     """Train an NPI on traces of a task (teacher-forced, batched frames, resumable).
 
@@ -203,7 +222,8 @@ def train(
                "--threads": ("threads", threads),
                "--val-lengths": ("val_lengths", None if val_lengths is None
                                  else tuple(parse_lengths(val_lengths))),
-               "--val-count": ("val_count", val_count), "--patience": ("patience", patience)}
+               "--val-count": ("val_count", val_count), "--patience": ("patience", patience),
+               "--precision": ("precision", None if precision is None else precision.value)}
     if resume is not None:
         given = [flag for flag, (_, value) in options.items() if value is not None]
         if given:
@@ -212,12 +232,18 @@ def train(
     if from_run is not None and hidden is not None:
         fail("--hidden sizes a new network; with --from the network is the run's", code=2)
     _quiet_threads()
+    from npi_runtime import distributed
     from npi_runtime.checkpoint import holds_run
+    from npi_runtime.device import resolve_device
 
+    where = resolve_device(device)  # a device that is not there: exit 2 before any work
     if output is not None and holds_run(output):
         fail(f"{output} already holds a run; continue it with --resume {output}, or choose "
              "another directory", code=2)
     checkeds = [load_or_exit(f) for f in files]
+    if nproc is not None and nproc > 1 and not distributed.in_torchrun():
+        _launch(nproc, where)
+    quiet = distributed.in_torchrun() and int(os.environ["RANK"]) != 0
     from npi_runtime import api
     from npi_runtime.model import NPIConfig
     from npi_runtime.train import TrainConfig
@@ -235,9 +261,9 @@ def train(
     if not several:
         what = f"task {task_or_exit(checkeds[0], task).name}"
     t0 = time.perf_counter()
-    common = {"on_event": None, "strict": strict, "warn": _warning}
+    common = {"on_event": None, "strict": strict, "warn": _warning, "device": device}
     try:
-        with _TrainDisplay() as display:
+        with _TrainDisplay(quiet) as display:
             common["on_event"] = display
             traces = [str(p) for p in trace_files]
             if from_run is not None:
@@ -258,6 +284,8 @@ def train(
             err.print(f"interrupted before the first checkpoint; start again with -o {run_dir}",
                       markup=False, highlight=False)
         raise typer.Exit(130) from None
+    if quiet:
+        return
     s = result.summary
     added = (f" (learned {', '.join(result.added_programs)})" if result.added_programs else "")
     err.print(f"trained {what}{added}: {s['epochs']} epochs, {s['step']} steps, "
@@ -266,6 +294,35 @@ def train(
     err.print(f"wrote {run_dir}/ (model.safetensors, manifest.json, metrics.jsonl, "
               "checkpoints/)",
               markup=False, highlight=False)
+
+
+def _launch(nproc: int, device: Any) -> None:
+    """`npi train --nproc N`: this command again in N processes through torchrun, without
+    `--nproc`; exits with torchrun's status."""
+    import sys
+
+    import torch
+
+    from npi_runtime import distributed
+
+    if device.type == "cuda" and nproc > torch.cuda.device_count():
+        fail(f"--nproc {nproc} on CUDA needs {nproc} GPUs; this machine has "
+             f"{torch.cuda.device_count()}", code=2)
+    if device.type == "mps":
+        fail("--nproc runs one process per GPU or CPU core; Apple's MPS has no process group "
+             "backend: use --device cpu", code=2)
+    if sys.argv[1:2] != ["train"]:
+        fail("--nproc relaunches the npi command line (npi train ... or python -m npi_runtime "
+             "train ...); from Python, start the script with torchrun", code=2)
+    argv, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            argv.append(arg)
+    raise typer.Exit(distributed.launch(nproc, argv))
 
 
 def _split_paths(paths: list[Path], traces: list[Path],
