@@ -12,7 +12,8 @@ with any N is byte for byte the file of one process: one deflate stream, compres
 parent while the workers go on with the later chunks).
 
 Errors: a run that fails in a worker comes back as `ChunkFailure` (the rendered error, its
-code, the input and its seed). Chunks are consumed in order, so the first failure the parent
+code, the input and its seed, and the chunk's lines before it: on stdout a one-process
+compile has written those). Chunks are consumed in order, so the first failure the parent
 meets is the failure of the first failing input, the one a one-process compile stops at.
 Any other exception of a worker is raised in the parent as it is. Whatever ends the work
 (an error, Ctrl-C), the pool is terminated and every chunk file is removed; a chunk file is
@@ -140,13 +141,16 @@ class ChunkDone:
 
 @dataclass(frozen=True)
 class ChunkFailure:
-    """A run failed in a worker: its rendered error, the error's code, the input, its seed."""
+    """A run failed in a worker: its rendered error, the error's code, the input, its seed;
+    `path` holds the `lines` lines of the chunk before it."""
 
     index: int
     rendered: str
     code: str
     seed: int
     value: Any
+    path: str
+    lines: int
 
 
 class ChunkFailed(Exception):
@@ -172,7 +176,7 @@ def _run_chunk(task: tuple[int, int, int, str]) -> ChunkDone | ChunkFailure:
     count: int = _WORK["count"]
     seed: int = _WORK["seed"]
     run_line = runner.run_line
-    steps = 0
+    steps = done = 0
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with open(fd, "wb", buffering=1 << 20) as f:
         write = f.write
@@ -180,13 +184,13 @@ def _run_chunk(task: tuple[int, int, int, str]) -> ChunkDone | ChunkFailure:
             for s, value in inputs_between(runner, lengths, count, seed, start, stop):
                 try:
                     line = run_line(value, s, normalized=True)
-                except NpiRuntimeError as e:
-                    f.close()
-                    os.unlink(path)
-                    return ChunkFailure(index, e.render(), e.code, s, value)
+                except NpiRuntimeError as e:  # the lines before it stay (for stdout)
+                    return ChunkFailure(index, e.render(), e.code, s, value, path,
+                                        done)
                 write(line.encode("utf-8"))
                 write(b"\n")
                 steps += runner.last_steps
+                done += 1
         except BaseException:
             f.close()
             try:
@@ -244,6 +248,8 @@ class ParallelCompile:
         tasks = [(k, a, b, self.paths[k]) for k, (a, b) in enumerate(self.plan)]
         for result in self._pool.imap(_run_chunk, tasks):
             if isinstance(result, ChunkFailure):
+                if result.lines:  # written before the failure, as one process writes them
+                    yield ChunkDone(result.index, result.path, result.lines, 0)
                 raise ChunkFailed(result)
             yield result
 
