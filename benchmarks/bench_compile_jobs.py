@@ -10,8 +10,8 @@ the bytes of --jobs 1.
 
 Cases: the issue's two acceptance workloads (640 addition traces of lengths 1..20 and 64
 traces of 1,000 digits, both to .jsonl.gz), the 1,000-digit one also to plain .jsonl, and
-64 sorting traces of 100 elements. `--forced` also runs the small case with the small-work
-threshold (`npi_dsl.parallel.MIN_PARALLEL_UNITS`) set to 0, to show why it exists.
+64 sorting traces of 50 elements. `--forced` also runs the small case with the small-work
+threshold (`npi_dsl.parallel.MIN_PARALLEL_SECONDS`) set to 0, to show why it exists.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: runs the CLI; with FORCE, every --jobs N > 1 uses workers, however small the compile
 DRIVER = ("import sys, npi_dsl.parallel as p\n"
-          "if sys.argv[1] == 'force': p.MIN_PARALLEL_UNITS = 0\n"
+          "if sys.argv[1] == 'force': p.MIN_PARALLEL_SECONDS = 0\n"
           "del sys.argv[1]\n"
           "from npi_runtime.cli import main\n"
           "main()\n")
@@ -42,7 +42,7 @@ CASES = [
      ".jsonl.gz", False),
     ("addition 64 x 1000 digits", "addition.npi", ["--count", "64", "--length", "1000"],
      ".jsonl", False),
-    ("sorting 64 x 100 .gz", "sorting.npi", ["--count", "64", "--length", "100"],
+    ("sorting 64 x 50 .gz", "sorting.npi", ["--count", "64", "--length", "50"],
      ".jsonl.gz", False),
 ]
 FORCED = ("addition 640 .gz, forced", "addition.npi", ["--count", "32", "--length", "1..20"],

@@ -56,6 +56,11 @@ CHUNKS_PER_JOB = 8
 MIN_PARALLEL_SECONDS = 0.1
 
 
+#: the niceness workers add to theirs when the parent compresses (.gz): enough that the
+#: parent, the one compression stream, keeps a whole CPU beside two busy workers
+WORKER_NICE = 3
+
+
 def usable_cpus() -> int:
     """The CPUs this process may run on (its affinity mask where the OS has one)."""
     try:
@@ -102,13 +107,12 @@ def plan_chunks(lengths: list[int], count: int, jobs: int) -> list[tuple[int, in
     return chunks
 
 
-def worker_count(jobs: int, compressed: bool) -> int:
-    """The worker processes of a compile with `--jobs jobs` (0: none, run in one process).
-    Writing a `.gz`, the parent compresses (one deflate stream, the same bytes for any N)
-    and is one of the `jobs` processes; where fork is unavailable there are no workers."""
+def worker_count(jobs: int) -> int:
+    """The worker processes of a compile with `--jobs jobs` (0: none, run in one process,
+    as where fork is unavailable)."""
     if jobs <= 1 or not can_fork():
         return 0
-    return jobs - 1 if compressed else jobs
+    return jobs
 
 
 def worth_workers(first_seconds: float, rest: list[tuple[int, int]]) -> bool:
@@ -165,8 +169,13 @@ class ChunkFailed(Exception):
 _WORK: dict[str, Any] = {}
 
 
-def _init_worker() -> None:
+def _init_worker(nice: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    if nice:
+        try:
+            os.nice(nice)
+        except OSError:  # pragma: no cover - a nice past the limit: run at the parent's
+            pass
 
 
 def _run_chunk(task: tuple[int, int, int, str]) -> ChunkDone | ChunkFailure:
@@ -212,6 +221,9 @@ class ParallelCompile:
 
     def __init__(self, runner: TaskRunner, lengths: list[int], count: int, seed: int,
                  workers: int, output: str, plan: list[tuple[int, int]]) -> None:
+        # writing a .gz, the parent compresses the one stream the chunks go through: the
+        # stage nothing runs beside, given the CPU first (the workers a little nicer)
+        self.nice = WORKER_NICE if output.endswith(".gz") else 0
         if not can_fork():  # pragma: no cover - Linux and macOS have fork
             raise RuntimeError("parallel compiles need the fork start method")
         self.plan = plan
@@ -241,7 +253,7 @@ class ParallelCompile:
             if stream is not None:
                 stream.flush()
         ctx = multiprocessing.get_context("fork")
-        self._pool = ctx.Pool(self.jobs, initializer=_init_worker)
+        self._pool = ctx.Pool(self.jobs, initializer=_init_worker, initargs=(self.nice,))
         return self
 
     def chunks(self) -> Iterator[ChunkDone]:

@@ -336,7 +336,7 @@ def compile_traces(
     # --cover chooses every trace knowing the ones before it: one process
     n_jobs = parse_jobs(jobs)
     # --cover chooses every trace knowing the ones before it: one process
-    workers = 0 if cover else worker_count(n_jobs, compressed=output.endswith(".gz"))
+    workers = 0 if cover else worker_count(n_jobs)
     collector = TraceStats() if stats else None
     coverage = Coverage() if cover else None
     last_new = 0
