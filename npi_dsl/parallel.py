@@ -15,7 +15,8 @@ Errors: a run that fails in a worker comes back as `ChunkFailure` (the rendered 
 code, the input and its seed, and the chunk's lines before it: on stdout a one-process
 compile has written those). Chunks are consumed in order, so the first failure the parent
 meets is the failure of the first failing input, the one a one-process compile stops at.
-Any other exception of a worker is raised in the parent as it is. Whatever ends the work
+Any other exception of a worker is raised in the parent as it is, and a worker that dies
+(killed, out of memory) as `concurrent.futures.process.BrokenProcessPool`. Whatever ends the work
 (an error, Ctrl-C), the pool is terminated and every chunk file is removed; a chunk file is
 named as `trace_files.temporary_name` names temporaries (with the parent's pid), so one left
 by a killed compile is removed by the next writer of the same output.
@@ -26,13 +27,10 @@ available, `worker_count` gives 1 and the compile runs in one process.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import random
-import shutil
 import signal
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -42,6 +40,9 @@ from npi_dsl.envs.base import JSON
 from npi_dsl.interpreter import NpiRuntimeError, TaskRunner
 from npi_dsl.sampling import trace_seed
 from npi_dsl.trace_files import temporary_name
+
+# multiprocessing and concurrent.futures are imported where workers start: a compile in one
+# process does not pay for them
 
 #: `--jobs auto`: one worker per usable CPU
 AUTO = "auto"
@@ -85,6 +86,8 @@ def parse_jobs(text: str) -> int:
 
 
 def can_fork() -> bool:
+    import multiprocessing
+
     return "fork" in multiprocessing.get_all_start_methods()
 
 
@@ -231,6 +234,8 @@ class ParallelCompile:
         self._work = {"runner": runner, "lengths": lengths, "count": count, "seed": seed}
         self._scratch: str | None = None
         if output == "-":
+            import tempfile
+
             self._scratch = tempfile.mkdtemp(prefix="npi-compile-")
             self.paths = [os.path.join(self._scratch, f"chunk-{k}.jsonl")
                           for k in range(len(self.plan))]
@@ -252,13 +257,19 @@ class ParallelCompile:
         for stream in (sys.stdout, sys.stderr):
             if stream is not None:
                 stream.flush()
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         ctx = multiprocessing.get_context("fork")
-        self._pool = ctx.Pool(self.jobs, initializer=_init_worker, initargs=(self.nice,))
+        # an executor, not a Pool: a worker that dies (killed, out of memory) breaks it
+        # (BrokenProcessPool) where a Pool would wait for its result for ever
+        self._pool = ProcessPoolExecutor(self.jobs, mp_context=ctx, initializer=_init_worker,
+                                         initargs=(self.nice,))
         return self
 
     def chunks(self) -> Iterator[ChunkDone]:
         tasks = [(k, a, b, self.paths[k]) for k, (a, b) in enumerate(self.plan)]
-        for result in self._pool.imap(_run_chunk, tasks):
+        for result in self._pool.map(_run_chunk, tasks):
             if isinstance(result, ChunkFailure):
                 if result.lines:  # written before the failure, as one process writes them
                     yield ChunkDone(result.index, result.path, result.lines, 0)
@@ -277,10 +288,14 @@ class ParallelCompile:
         pool, self._pool = self._pool, None
         if pool is not None:
             if exc_type is None:
-                pool.close()
-            else:
-                pool.terminate()
-            pool.join()
+                pool.shutdown(wait=True)
+            else:  # stop the chunks still running now, not when they are done
+                processes = list((getattr(pool, "_processes", None) or {}).values())
+                pool.shutdown(wait=False, cancel_futures=True)
+                for process in processes:
+                    process.terminate()
+                for process in processes:
+                    process.join()
         _WORK.clear()
         for path in self.paths:
             try:
@@ -288,4 +303,6 @@ class ParallelCompile:
             except OSError:
                 pass
         if self._scratch is not None:
+            import shutil
+
             shutil.rmtree(self._scratch, ignore_errors=True)

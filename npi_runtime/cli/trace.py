@@ -446,17 +446,25 @@ def _append_chunks(work: Any, writer: Any, collector: Any, progress: Any, bar: A
                    written: int) -> int:
     """The chunks of a parallel compile (`npi_dsl.parallel.ParallelCompile`), appended to
     `writer` in order; returns their steps. Raises `ChunkFailed` at the first failing input."""
+    from concurrent.futures.process import BrokenProcessPool
+
     steps = 0
-    with work:
-        for done in work.chunks():
-            writer.append_file(done.path, done.lines)
-            if collector is not None:
-                _collect(collector, done.path)
-            work.release(done)
-            steps += done.steps
-            written += done.lines
-            if progress is not None:
-                progress.update(bar, completed=written)
+    try:
+        with work:
+            for done in work.chunks():
+                writer.append_file(done.path, done.lines)
+                if collector is not None:
+                    _collect(collector, done.path)
+                work.release(done)
+                steps += done.steps
+                written += done.lines
+                if progress is not None:
+                    progress.update(bar, completed=written)
+    except BrokenProcessPool:
+        if progress is not None:
+            progress.stop()
+        fail("a worker process of --jobs ended abruptly (killed, or out of memory); "
+             "nothing was written", code=1)
     return steps
 
 

@@ -185,3 +185,23 @@ def test_inputs_between_is_a_slice_of_iter_inputs() -> None:
     for start, stop in ((0, 12), (3, 9), (11, 12), (4, 4)):
         assert list(parallel.inputs_between(runner, lengths, 4, 5, start, stop)) == \
             list(islice(every, start, stop))
+
+
+def _die_in_chunk_2(task: tuple[int, int, int, str]) -> object:
+    if task[0] == 2:
+        os._exit(9)  # as a worker killed by the OOM killer or `kill -9`
+    return _run_chunk(task)
+
+
+_run_chunk = parallel._run_chunk
+
+
+def test_a_worker_that_dies_ends_the_compile_cleanly(tmp_path: Path, forced: list[int],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "_run_chunk", _die_in_chunk_2)
+    out = tmp_path / "t.jsonl.gz"
+    r = npi("compile", ADDITION, "-l", "1..30", "-n", "3", "-o", str(out), "-j", "2")
+    assert r.exit_code == 1
+    assert "worker process of --jobs ended abruptly" in r.stderr
+    assert "Traceback" not in r.output
+    assert os.listdir(tmp_path) == []
