@@ -33,6 +33,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 from types import TracebackType
 from typing import Any
 
@@ -50,6 +51,13 @@ AUTO = "auto"
 #: chunks per worker: enough that the parent can append (and compress) early chunks while
 #: the workers run later ones, and that uneven chunks even out
 CHUNKS_PER_JOB = 8
+
+#: at most this many input units (an input of length L weighs L + 1) in a chunk, so that a
+#: big compile is cut finer than CHUNKS_PER_JOB (a chunk's file waits on disk, uncompressed)
+MAX_CHUNK_UNITS = 50_000
+
+#: chunks submitted per worker ahead of the one the parent appends
+AHEAD_PER_JOB = 2
 
 #: the first chunk runs in the parent; workers start only when the rest is estimated (from
 #: the first chunk's time) to take at least this long in one process: starting them costs
@@ -93,11 +101,12 @@ def can_fork() -> bool:
 
 def plan_chunks(lengths: list[int], count: int, jobs: int) -> list[tuple[int, int]]:
     """Consecutive (start, stop) trace indices covering the compile, about `CHUNKS_PER_JOB`
-    per job, of about equal work (an input of length L weighs L + 1)."""
+    per job (more where chunks would exceed `MAX_CHUNK_UNITS`), of about equal work (an
+    input of length L weighs L + 1)."""
     total = len(lengths) * count
-    wanted = max(1, min(total, jobs * CHUNKS_PER_JOB))
     weights = [length + 1 for length in lengths]  # per trace of each length
     whole = sum(weights) * count
+    wanted = max(1, min(total, max(jobs * CHUNKS_PER_JOB, -(-whole // MAX_CHUNK_UNITS))))
     chunks: list[tuple[int, int]] = []
     start = 0
     done = 0  # the weight of the traces before `i`
@@ -268,8 +277,18 @@ class ParallelCompile:
         return self
 
     def chunks(self) -> Iterator[ChunkDone]:
-        tasks = [(k, a, b, self.paths[k]) for k, (a, b) in enumerate(self.plan)]
-        for result in self._pool.map(_run_chunk, tasks):
+        from collections import deque
+
+        tasks = iter([(k, a, b, self.paths[k]) for k, (a, b) in enumerate(self.plan)])
+        # at most AHEAD_PER_JOB chunks per worker are done or under way beyond the one the
+        # parent appends: the chunk files waiting for a slow parent (compressing) stay few
+        pending = deque(self._pool.submit(_run_chunk, task)
+                        for task in islice(tasks, AHEAD_PER_JOB * self.jobs))
+        while pending:
+            result = pending.popleft().result()
+            task = next(tasks, None)
+            if task is not None:
+                pending.append(self._pool.submit(_run_chunk, task))
             if isinstance(result, ChunkFailure):
                 if result.lines:  # written before the failure, as one process writes them
                     yield ChunkDone(result.index, result.path, result.lines, 0)

@@ -176,6 +176,8 @@ def test_plan_chunks_cover_every_trace_once_in_order(lengths: list[int], count: 
     assert all(a < b for a, b in plan)
     assert all(plan[k][1] == plan[k + 1][0] for k in range(len(plan) - 1))
     assert len(plan) <= max(1, jobs * parallel.CHUNKS_PER_JOB)
+    big = parallel.plan_chunks([100_000], 20, 2)  # 2,000,020 units: cut finer than 16
+    assert len(big) == 20 and big[-1][1] == 20
 
 
 def test_inputs_between_is_a_slice_of_iter_inputs() -> None:
