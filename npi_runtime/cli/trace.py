@@ -291,10 +291,10 @@ def compile_traces(
     max_steps: _MAX_STEPS = 5_000_000,
     max_depth: _MAX_DEPTH = 20_000,
     jobs: Annotated[str, typer.Option(
-        "--jobs", "-j", help="Processes that run the inputs: a number, or auto (one per "
-        "usable CPU). The output is the same bytes for any number; a small compile (inputs "
-        "adding up to under 20,000 digits or elements) and --cover run in one process.",
-        callback=_check_jobs)] = "1",
+        "--jobs", "-j", metavar="N|auto", help="Processes that run the inputs: a number, or "
+        "auto (one per usable CPU). The output is the same bytes for any number. A small "
+        "compile (its first inputs predict under 0.25 s for the rest) and --cover run in "
+        "one process.", callback=_check_jobs)] = "1",
 ) -> None:
     """Compile execution traces (npi-trace/1, JSON Lines): --count random inputs per length.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import tempfile
 from itertools import islice
 from pathlib import Path
 
@@ -96,6 +97,7 @@ def test_a_failure_in_a_worker_is_reported_as_one_process_reports_it(
     dest = str(tmp_path / output) if output != "-" else "-"
     if output != "-":
         Path(dest).write_text("old\n")
+    scratch = _stdout_scratch()
     runs = [npi("compile", ADDITION, "-l", "1..30", "-n", "3", "--max-steps", "120",
                 "-o", dest, "-j", jobs) for jobs in ("1", "2", "3")]
     assert forced  # workers ran
@@ -118,6 +120,11 @@ def test_a_failure_in_a_worker_is_reported_as_one_process_reports_it(
     if output != "-":
         assert Path(dest).read_text() == "old\n"
         assert os.listdir(tmp_path) == [output]  # no temporary or chunk file left
+    assert _stdout_scratch() == scratch  # nor a chunk directory of stdout
+
+
+def _stdout_scratch() -> set[str]:
+    return {n for n in os.listdir(tempfile.gettempdir()) if n.startswith("npi-compile-")}
 
 
 def test_a_failure_in_the_first_chunk(tmp_path: Path, forced: list[int]) -> None:
