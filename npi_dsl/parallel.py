@@ -181,13 +181,39 @@ class ChunkFailed(Exception):
 _WORK: dict[str, Any] = {}
 
 
-def _init_worker(nice: int) -> None:
+def _init_worker(nice: int, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _die_with(parent)
     if nice:
         try:
             os.nice(nice)
         except OSError:  # pragma: no cover - a nice past the limit: run at the parent's
             pass
+
+
+def _die_with(parent: int) -> None:
+    """End this worker when `parent` ends, killed included (else it would wait for work
+    for ever): the kernel's parent-death signal on Linux, elsewhere a thread that looks."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(1, int(signal.SIGKILL), 0, 0, 0) == 0:  # PR_SET_PDEATHSIG
+                if os.getppid() != parent:  # it ended before the call
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):  # pragma: no cover - no prctl in this libc
+            pass
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _run_chunk(task: tuple[int, int, int, str]) -> ChunkDone | ChunkFailure:
@@ -273,7 +299,7 @@ class ParallelCompile:
         # an executor, not a Pool: a worker that dies (killed, out of memory) breaks it
         # (BrokenProcessPool) where a Pool would wait for its result for ever
         self._pool = ProcessPoolExecutor(self.jobs, mp_context=ctx, initializer=_init_worker,
-                                         initargs=(self.nice,))
+                                         initargs=(self.nice, os.getpid()))
         return self
 
     def chunks(self) -> Iterator[ChunkDone]:
