@@ -9,11 +9,13 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import io
 import json
 import os
 import secrets
+import shutil
 import stat
 import sys
 import zlib
@@ -33,6 +35,10 @@ from npi_dsl.trace_validate import Invalid, json_type, validate_fields
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _JSON_SEPARATORS = (",", ":")
+_APPEND_BLOCK = 4 << 20  # TraceWriter.append_file reads and compresses 4 MiB at a time
+#: copy_file_range refusing the pair of files (another file system, an old kernel): copy by hand
+_NO_COPY_RANGE = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF,
+                  errno.EPERM}
 
 
 class TraceWriter:
@@ -106,6 +112,46 @@ class TraceWriter:
         else:
             self._out.write(line.encode("utf-8") + b"\n")
         self.count += 1
+
+    def append_file(self, path: str | os.PathLike[str], lines: int) -> None:
+        """Append a file of `lines` serialised records (UTF-8, each ending in a newline), as
+        written by `npi_dsl.parallel`'s workers: the same bytes as writing them one by one
+        (a `.gz` gets them in its one compressed stream; a plain file copies them in the
+        kernel where it can)."""
+        if self._closed:
+            raise ValueError(f"write to a closed TraceWriter ({self.path})")
+        with open(path, "rb") as src:
+            if self._out is None:  # stdout, as text, as `write` does
+                while block := src.read(_APPEND_BLOCK):
+                    sys.stdout.write(block.decode("utf-8"))
+            elif self._gz is not None:
+                while block := src.read(_APPEND_BLOCK):
+                    self._out.write(block)
+            else:
+                self._copy(src)
+        self.count += lines
+
+    def _copy(self, src: IO[bytes]) -> None:
+        assert self._raw is not None
+        self._raw.flush()
+        size = os.fstat(src.fileno()).st_size
+        copy_range = getattr(os, "copy_file_range", None)
+        if copy_range is not None:
+            dst_fd = self._raw.fileno()
+            done = 0
+            try:
+                while done < size:
+                    n = copy_range(src.fileno(), dst_fd, size - done)
+                    if n == 0:
+                        break
+                    done += n
+            except OSError as e:
+                if done or e.errno not in _NO_COPY_RANGE:
+                    raise
+            if done == size:
+                return
+            src.seek(done)  # the rest (a file that grew, or no copy_file_range here)
+        shutil.copyfileobj(src, self._raw, _APPEND_BLOCK)
 
     def close(self) -> None:
         """Finish the file and move it into place (idempotent)."""

@@ -16,7 +16,6 @@ is the same for any `jobs`: each input's reference depends on the input alone.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import pickle
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -99,28 +98,6 @@ def _work(values: list[Any]) -> bytes | int:
         except BaseException:  # noqa: BLE001 - raised again by the parent
             return i
     return pickle.dumps(refs, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def parse_jobs(value: str | int) -> int:
-    """`--jobs`: a count >= 1 or `auto` (the usable CPUs). ValueError otherwise."""
-    if isinstance(value, str) and value.strip().lower() == "auto":
-        return usable_cpus()
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"--jobs must be a whole number >= 1 or 'auto', not {value!r}"
-                         ) from None
-    if n < 1:
-        raise ValueError(f"--jobs must be >= 1 or 'auto', not {n}")
-    return n
 
 
 class ReferenceSide:

@@ -210,11 +210,12 @@ def check_lengths(text: str) -> str:
 
 
 def check_jobs(value: str) -> str:
-    """`--jobs`: a whole number >= 1 or `auto` (a usage error, exit 2, otherwise)."""
-    from npi_runtime.references import parse_jobs
+    """`--jobs` of npi compile and npi verify: a whole number >= 1 or `auto` (a usage error,
+    exit 2, otherwise)."""
+    from npi_dsl.parallel import parse_jobs
 
     try:
         parse_jobs(value)
     except ValueError as e:
-        raise typer.BadParameter(str(e).removeprefix("--jobs ")) from None
+        raise typer.BadParameter(str(e)) from None
     return value

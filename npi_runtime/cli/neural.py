@@ -431,10 +431,10 @@ def verify(
     _quiet_threads()
     checked = load_or_exit(file)
     info = task_or_exit(checked, task)
+    from npi_dsl.parallel import parse_jobs
     from npi_dsl.sampling import parse_lengths
     from npi_runtime import api
     from npi_runtime.device import resolve_device
-    from npi_runtime.references import parse_jobs
     from npi_runtime.verify import plot_cells, plot_report
 
     where = resolve_device(device)
