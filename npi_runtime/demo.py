@@ -67,7 +67,7 @@ def run_demo(out_dir: Path, seed: int = 0, on_event: Callable[[str, dict], None]
     result = api.train(checked, traces, out_dir / "model", "add", model_config=model_config,
                        train_config=train_config or TrainConfig(seed=seed),
                        resume=earlier is not None,
-                       on_event=on_event)
+                       on_event=on_event, device=device)
     s = result.summary
     say(f"trained in {s['seconds']:.1f} s ({s['epochs']} epochs; {s['stopped']})")
     report = api.verify(result.model, checked, verify_lengths, verify_count, VERIFY_SEED,
