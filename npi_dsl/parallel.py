@@ -183,7 +183,7 @@ _WORK: dict[str, Any] = {}
 
 def _init_worker(nice: int, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    _die_with(parent)
+    die_with(parent)
     if nice:
         try:
             os.nice(nice)
@@ -191,7 +191,7 @@ def _init_worker(nice: int, parent: int) -> None:
             pass
 
 
-def _die_with(parent: int) -> None:
+def die_with(parent: int) -> None:
     """End this worker when `parent` ends, killed included (else it would wait for work
     for ever): the kernel's parent-death signal on Linux, elsewhere a thread that looks."""
     if sys.platform.startswith("linux"):

@@ -40,6 +40,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from npi_dsl.parallel import die_with
 from npi_runtime.data import FrameSet, Packed
 from npi_runtime.objective import StepStats
 
@@ -64,6 +65,8 @@ class Group:
 
     def __init__(self, device: torch.device) -> None:
         if not dist.is_initialized():
+            # a process killed with its launcher, not left holding the run directory's lock
+            die_with(os.getppid())
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         self.rank = dist.get_rank()
         self.size = dist.get_world_size()

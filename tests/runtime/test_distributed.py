@@ -51,6 +51,22 @@ def _train(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return p
 
 
+def _wait_unlocked(run: Path) -> None:
+    """Until the killed run's processes (which die with their launcher) let go of its lock."""
+    import fcntl
+
+    deadline = time.monotonic() + 60
+    with open(run / ".lock", "a") as f:
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(f, fcntl.LOCK_UN)
+                return
+            except BlockingIOError:
+                assert time.monotonic() < deadline, "a process of the killed run lives on"
+                time.sleep(0.1)
+
+
 def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(run / "model.safetensors")
 
@@ -83,6 +99,7 @@ def test_two_processes_train_and_a_killed_run_resumes_to_the_same_weights(
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    _wait_unlocked(killed)
     assert len(_metrics(killed)) < 12, "killed too late to test a resume"
     _train("--resume", str(killed), str(program), str(traces), "--nproc", "2")
     a, b = _weights(whole), _weights(killed)
