@@ -7,11 +7,13 @@ network runs on a fresh environment where only its own decisions act. Per length
 * `trace_exact`: the fraction whose closed-loop trace equals the reference decision for
   decision (the executor compares on the fly and records the first difference);
 * `step_accuracy`: teacher-forced, the fraction of the reference's steps on which every head
-  (end, program, arguments) picks the reference's decision;
+  (end, program, arguments) picks the reference's decision (the pass runs on the inputs
+  whose closed loop diverged; on the others every step is right, see `evaluate_inputs`);
 * `failures`: `{input, result, expected, divergence}` for every input with a wrong result or a
   diverging trace.
 
-Training's validation uses the same code with few inputs.
+The reference side is compact decision rows (`references.py`), so memory does not grow with
+the number of inputs. Training's validation uses the same code with few inputs.
 """
 
 from __future__ import annotations
