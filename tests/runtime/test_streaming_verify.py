@@ -146,9 +146,9 @@ def test_the_torch_kernel_decides_as_the_numpy_kernel(trained, copy_file: Path,
 
 def test_run_network_and_verify_take_a_device(trained, copy_file: Path) -> None:
     checked = api.load_program(copy_file)
-    out = api.run_network(trained.model, checked, [["123", "0"]], device="cpu")
+    out = api.run_network(trained.model, checked, [["123456", "0"]], device="cpu")
     assert out[0]["status"] == "ok"
-    assert api.run_network(trained.model, checked, [["123", "0"]], device="auto")[0] == out[0] \
+    assert api.run_network(trained.model, checked, [["123456", "0"]], device="auto")[0] == out[0] \
         or torch.cuda.is_available()
     with pytest.raises(DeviceError) as info:
         api.run_network(trained.model, checked, [["1", "0"]], device="tpu")
@@ -173,7 +173,8 @@ def test_a_device_that_is_not_there_is_exit_2(command: str, trained, copy_file: 
 
 
 def test_verify_jobs_on_the_command_line(trained, copy_file: Path) -> None:
-    base = ["verify", str(trained.run_dir), str(copy_file), "-l", "3,7", "-n", "9", "--json"]
+    base = ["verify", str(trained.run_dir), str(copy_file), "-l", "3,7", "-n", "9", "--json",
+            "--require", "0"]
     one = cli.invoke(app, base)
     two = cli.invoke(app, [*base, "--jobs", "2"])
     auto = cli.invoke(app, [*base, "--jobs", "auto", "--device", "cpu"])
