@@ -62,7 +62,7 @@ AHEAD_PER_JOB = 2
 #: the first chunk runs in the parent; workers start only when the rest is estimated (from
 #: the first chunk's time) to take at least this long in one process: starting them costs
 #: more than they save on less (docs/cli.md, "npi compile --jobs"; docs/results.md)
-MIN_PARALLEL_SECONDS = 0.25
+MIN_PARALLEL_SECONDS = 0.5
 
 
 #: the niceness workers add to theirs when the parent compresses (.gz): enough that the
