@@ -283,7 +283,7 @@ def compile_traces(
     jobs: Annotated[str, typer.Option(
         "--jobs", "-j", metavar="N|auto", help="Processes that run the inputs: a number, or "
         "auto (one per usable CPU). The output is the same bytes for any number. A small "
-        "compile (its first inputs predict under 0.25 s for the rest) and --cover run in "
+        "compile (its first inputs predict under 0.5 s for the rest) and --cover run in "
         "one process.", callback=check_jobs)] = "1",
 ) -> None:
     """Compile execution traces (npi-trace/1, JSON Lines): --count random inputs per length.
