@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from npi_dsl.digraph import reachable, strongly_connected_components
+from npi_dsl.digraph import component_heights, reachable, strongly_connected_components
 from npi_dsl.trace_schema import ACT
 
 if TYPE_CHECKING:
@@ -92,18 +92,16 @@ def call_graph(programs: Mapping[str, ProgramInfo],
                 nodes[q]["recursion"] = "tail" if all(back) else "general"
             else:
                 nodes[q]["recursion"] = "tail"  # in a cycle only through others' calls
-    # levels on the condensation: components come after every component they call
-    component = {q: i for i, scc in enumerate(components) for q in scc}
-    level: list[int] = []
-    for i, scc in enumerate(components):
-        if scc == [ACT]:
-            level.append(0)
-            continue
-        below = (level[component[c]] for q in scc for c in graph.successors(q)
-                 if component[c] != i)
-        level.append(1 + max(below, default=0))
-        for q in scc:
-            nodes[q]["level"] = level[i]
+    # levels on the condensation: ACT is 0, a program one more than the highest program it
+    # calls (the height of its component with ACT left out)
+    def program_calls(q: str) -> list[str]:
+        return [c for c in graph.successors(q) if c != ACT]
+
+    for scc, height in zip(components, component_heights(components, program_calls),
+                           strict=True):
+        if scc != [ACT]:
+            for q in scc:
+                nodes[q]["level"] = height
     return graph
 
 
