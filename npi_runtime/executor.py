@@ -61,6 +61,12 @@ Decision = tuple[bool, int, tuple[int, int, int]]  # (end, program index or -1, 
 #: a reference: Decision tuples, or rows [steps, 5] of (end, program or -1, 3 args)
 ReferenceLike = Sequence[Decision] | np.ndarray
 
+
+def as_decision(end: int, prog: int, a0: int, a1: int, a2: int) -> Decision:
+    """A decision row's five integers (end 0/1, program index, three arguments) as a
+    `Decision` (a return has program -1 and arguments 0)."""
+    return (True, -1, (0, 0, 0)) if end else (False, prog, (a0, a1, a2))
+
 #: up to this many rows, the executor sorts a step's decisions in Python, not numpy
 _FEW = 8
 
@@ -84,7 +90,6 @@ class Outcome:
 @dataclass(slots=True)
 class _Instance:
     env: Environment
-    reference: int = -1  # its row in the reference table, -1 for none
     divergence: dict | None = None
     decisions: list[Decision] | None = None
     outcome: Outcome | None = None
@@ -181,7 +186,6 @@ class NeuralExecutor:
         self.names = model.memory.names
         self.bare = [n.rsplit(".", 1)[-1] for n in self.names]  # for messages
         self._kernel: tuple[tuple, Kernel] | None = None
-        self._refs: _ReferenceTable | None = None  # the references of the run in progress
 
     def kernel(self) -> Kernel:
         """The step kernel of the model's current weights: built again only when a parameter
@@ -203,12 +207,8 @@ class NeuralExecutor:
         model.eval()
         entry_index = model.memory.index(entry)
         entry_args = tuple(int(a) for a in args) + (0,) * (3 - len(args))
-        self._refs = _ReferenceTable(references) if references else None
-        inst = [
-            _Instance(env=e, reference=i if references and references[i] is not None else -1,
-                      decisions=[] if record else None)
-            for i, e in enumerate(envs)
-        ]
+        refs = _ReferenceTable(references) if references else None
+        inst = [_Instance(env=e, decisions=[] if record else None) for e in envs]
         if inst:
             kernel = self.kernel()
             parallel = self.threads > 1 and len(inst) >= 2 * MIN_SLICE and not self.use_torch
@@ -216,27 +216,26 @@ class NeuralExecutor:
                 stack.enter_context(compute_threads(1, 1))
                 pool = (stack.enter_context(ThreadPoolExecutor(self.threads - 1))
                         if parallel else None)
-                self._loop(inst, kernel, entry_index, entry_args,
+                self._loop(inst, kernel, entry_index, entry_args, refs,
                            references is not None or record, pool)
         outcomes = []
-        for r in inst:
+        for i, r in enumerate(inst):
             o = r.outcome
             assert o is not None
             o.divergence = r.divergence
             o.decisions = r.decisions
-            if r.reference >= 0 and r.divergence is None \
-                    and o.steps < self._refs.lengths[r.reference]:
+            if refs is not None and refs.open[i] and o.steps < refs.lengths[i]:
                 o.divergence = {"step": o.steps, "stack": [],
                                 "reason": f"the network stopped ({o.status}) where the "
                                           "reference goes on"}
             outcomes.append(o)
-        self._refs = None
         return outcomes
 
     def _loop(self, inst: list[_Instance], kernel: Kernel, entry_index: int,
-              entry_args: tuple[int, int, int], track: bool,
+              entry_args: tuple[int, int, int], refs: _ReferenceTable | None, track: bool,
               pool: ThreadPoolExecutor | None) -> None:
-        """Step every instance until it finishes; sets each instance's outcome."""
+        """Step every instance until it finishes; sets each instance's outcome (and, with
+        `refs`, its divergence)."""
         n = len(inst)
         act, max_steps, max_depth, threads = self.act, self.max_steps, self.max_depth, self.threads
         cols = kernel.state_cols
@@ -266,7 +265,7 @@ class NeuralExecutor:
             out = kernel(obs, fargs, progs, state, pool, threads)
             dec = kernel.decide(out)
             if track:
-                self._track(running, ids, dec, step, obs, out, kernel, frames)
+                self._track(running, ids, dec, step, obs, out, kernel, frames, refs)
             step += 1
             finished: dict[int, tuple[str, str]] = {}  # row -> (status, message)
             if len(running) <= _FEW:  # Python's scalars beat a dozen numpy calls
@@ -353,35 +352,28 @@ class NeuralExecutor:
                 stk_prog, stk_args, stk_slot = (a[keep] for a in (stk_prog, stk_args, stk_slot))
 
     def _track(self, running: list[_Instance], ids: np.ndarray, dec: np.ndarray, step: int,
-               obs: list, out: Any, kernel: Kernel, frames: Any) -> None:
+               obs: list, out: Any, kernel: Kernel, frames: Any,
+               refs: _ReferenceTable | None) -> None:
         """Log each row's decision, and compare the step's decisions with the references
         (one array comparison for the whole batch; Python only where a row diverges)."""
         if any(r.decisions is not None for r in running):
-            for row, (end, prog, a0, a1, a2) in enumerate(dec.tolist()):
+            for row, values in enumerate(dec.tolist()):
                 r = running[row]
                 if r.decisions is not None:
-                    r.decisions.append((True, -1, (0, 0, 0)) if end
-                                       else (False, prog, (a0, a1, a2)))
-        refs = self._refs
+                    r.decisions.append(as_decision(*values))
         if refs is None:
             return
-        rows = refs.differing(ids, dec, step)
-        for row in rows.tolist():
-            r = running[row]
-            if r.reference >= 0 and r.divergence is None:
-                refs.open[r.reference] = False
-                end, prog, a0, a1, a2 = dec[row].tolist()
-                decision: Decision = ((True, -1, (0, 0, 0)) if end
-                                      else (False, prog, (a0, a1, a2)))
-                self._diverged(r, step, frames(row), decision, obs[row], kernel, out[row])
+        for row in refs.differing(ids, dec, step).tolist():
+            i = int(ids[row])
+            refs.open[i] = False  # compared no more: its first divergence is this one
+            self._diverged(running[row], step, frames(row), as_decision(*dec[row].tolist()),
+                           refs.decision(i, step), obs[row], kernel, out[row])
 
     def _stack(self, frames: list[int]) -> str:
         return " > ".join(self.bare[p] for p in frames)
 
     def _diverged(self, r: _Instance, step: int, frames: list[int], decision: Decision,
-                  obs: Any, kernel: Kernel, row: Any) -> None:
-        assert self._refs is not None
-        expected = self._refs.decision(r.reference, step)
+                  expected: Decision | None, obs: Any, kernel: Kernel, row: Any) -> None:
         probs = kernel.probabilities(row)
         r.divergence = {
             "step": step,
@@ -438,8 +430,7 @@ class _ReferenceTable:
     def decision(self, i: int, step: int) -> Decision | None:
         if step >= self.lengths[i]:
             return None
-        end, prog, a0, a1, a2 = self.table[i, step].tolist()
-        return (True, -1, (0, 0, 0)) if end else (False, prog, (a0, a1, a2))
+        return as_decision(*self.table[i, step].tolist())
 
 
 def _rows(reference: ReferenceLike | None) -> np.ndarray:

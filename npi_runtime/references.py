@@ -74,9 +74,9 @@ def reference_of(runner: RunnerBase, value: Any, index: Mapping[str, int]) -> Re
 
 def as_decisions(rows: np.ndarray) -> list[tuple[bool, int, tuple[int, int, int]]]:
     """Rows back as the executor's `Decision` tuples (for messages and tests)."""
-    return [(True, -1, (0, 0, 0)) if r[0] else (False, int(r[1]), (int(r[2]), int(r[3]),
-                                                                    int(r[4])))
-            for r in rows.tolist()]
+    from npi_runtime.executor import as_decision
+
+    return [as_decision(*r) for r in rows.tolist()]
 
 
 # ---- worker processes (fork: they inherit the runner; nothing of it is pickled)
