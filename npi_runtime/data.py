@@ -84,14 +84,10 @@ class FrameSet:
         FrameSet itself on the CPU."""
         if device.type == "cpu":
             return self
-
-        def move(t: torch.Tensor | None) -> torch.Tensor | None:
-            return None if t is None else t.to(device)
-
         kw = {f.name: getattr(self, f.name) for f in fields(self)}
         for name, value in kw.items():
             if isinstance(value, torch.Tensor):
-                kw[name] = move(value)
+                kw[name] = value.to(device)
         kw["env_obs"] = tuple(t.to(device) for t in self.env_obs)
         return FrameSet(**kw)
 

@@ -10,7 +10,7 @@ since the environments are Python on the host.
 
 It has `StepKernel`'s interface (`zero_state`, `zeros`, `state_cols`, `__call__`, `decide`,
 `probabilities`), so `NeuralExecutor` runs either unchanged; on the CPU it gives the same
-decisions as `StepKernel` up to float rounding (tests/runtime/test_torch_kernel.py).
+decisions as `StepKernel` up to float rounding (tests/runtime/test_streaming_verify.py).
 """
 
 from __future__ import annotations

@@ -43,6 +43,7 @@ import torch
 
 from npi_dsl.interpreter import TaskRunner
 from npi_runtime import checkpoint as ckpt
+from npi_runtime import distributed
 from npi_runtime.data import FrameSet
 from npi_runtime.freeze import FrozenCore
 from npi_runtime.model import NPI
@@ -416,7 +417,7 @@ class Trainer:
     @property
     def writes(self) -> bool:
         """Whether this process writes the run directory (one of several: process 0)."""
-        return self.group is None or self.group.is_main
+        return distributed.writes(self.group)
 
     def save(self) -> None:
         """Commit a checkpoint: weights, optimizer, state and manifest, as one."""

@@ -323,7 +323,6 @@ def compile_traces(
     focus = _cover_programs_or_exit(checked, info, cover_programs) if cover else None
     runner = _compile_runner(checked, info.name, max_steps, max_depth)
     total = len(lengths) * count
-    # --cover chooses every trace knowing the ones before it: one process
     n_jobs = parse_jobs(jobs)
     # --cover chooses every trace knowing the ones before it: one process
     workers = 0 if cover else worker_count(n_jobs)
