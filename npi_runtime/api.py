@@ -410,7 +410,7 @@ def train(checked: Checked, traces: Sequence[dict] | Sequence[str | Path], run_d
                     f"{run_dir} was trained without {', '.join(added)}: resume training with "
                     "the program file it was started with")
             _check_same_traces(run_dir, manifest, records, files)
-            config, state, base = resume_parts(run_dir, manifest)
+            config, state, base = resume_parts(run_dir, manifest, group)
         else:
             if ckpt.holds_run(run_dir):
                 raise ckpt.CheckpointError(
@@ -465,12 +465,16 @@ def learn_programs(from_run: str | Path, checked: Checked,
     return _learn(from_run, checked, traces, run_dir, **options)
 
 
-def resume_parts(run_dir: Path, manifest: dict) -> tuple[TrainConfig, ckpt.ResumeState, dict]:
+def resume_parts(run_dir: Path, manifest: dict, group: Any = None
+                 ) -> tuple[TrainConfig, ckpt.ResumeState, dict]:
     """What resuming a run takes from its directory: its training configuration, its resume
-    state (uncommitted files are cleaned away), and its manifest's lasting part."""
+    state (uncommitted files are then cleaned away, by the process that writes the run when
+    `group`, a `distributed.Group`, has several), and its manifest's lasting part."""
+    from npi_runtime import distributed
+
     config = TrainConfig.from_dict(manifest.get("training") or {})
     state = ckpt.load_resume(run_dir)
-    ckpt.clean(run_dir)
+    distributed.clean(run_dir, group)
     base = {k: v for k, v in manifest.items()
             if k not in ("training", "progress", "weights", "files")}
     return config, state, base

@@ -110,6 +110,10 @@ class Group:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def barrier(self) -> None:
+        """Wait until every process of the group gets here."""
+        dist.barrier()
+
     def close(self) -> None:
         if dist.is_initialized():
             dist.destroy_process_group()
@@ -156,6 +160,19 @@ def run_lock(run_dir: Path, group: Group | None) -> Iterator[None]:
         return
     with ckpt.run_lock(run_dir):
         yield
+
+
+def clean(run_dir: Path, group: Group | None) -> None:
+    """`checkpoint.clean` of a run directory being resumed, by the process that writes it
+    and only once every process has read its resume state: it removes every temporary file
+    and uncommitted checkpoint, and another process cleaning would remove the writer's files
+    as it writes them (its metrics.jsonl being cut to the committed step)."""
+    from npi_runtime import checkpoint as ckpt
+
+    if group is not None:
+        group.barrier()
+    if writes(group):
+        ckpt.clean(run_dir)
 
 
 def start_fresh(run_dir: Path, earlier_attempt: bool, group: Group | None) -> None:

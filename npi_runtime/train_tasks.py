@@ -213,7 +213,7 @@ def train_tasks(checkeds: Sequence[Checked], traces: Sequence[dict] | Sequence[s
                 f"{', '.join(given)}: resume with the files and traces it was started with")
         _check_task_traces(tasks, strict, warn)
         _check_same_traces(run_dir, manifest, records, files)
-        config, state, base = resume_parts(run_dir, manifest)
+        config, state, base = resume_parts(run_dir, manifest, place[1])
         freeze = None
         scope = (manifest.get("learned_from") or {}).get("scope") or {}
         ckpt.restore_weights(model, state, run_dir)

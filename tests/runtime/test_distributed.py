@@ -171,3 +171,38 @@ def test_precision_is_the_runs_own_on_resume(files: tuple[Path, Path], tmp_path:
     r = cli.invoke(app, ["train", "--resume", str(tmp_path), str(program), str(traces),
                          "--precision", "bf16"])
     assert r.exit_code == 2 and "--precision" in r.output
+
+
+class _Rank:
+    """A process of a group of two as `distributed.clean` sees it (no process group needed):
+    its rank and a barrier that records it was reached."""
+
+    def __init__(self, rank: int) -> None:
+        self.is_main = rank == 0
+        self.waited = False
+
+    def barrier(self) -> None:
+        self.waited = True
+
+
+def test_only_the_writing_process_cleans_a_resumed_run(tmp_path: Path) -> None:
+    """Cleaning a resumed run removes every temporary file, the live writer's included (it
+    holds the lock): a process that does not write must not clean, or it removes process 0's
+    metrics.jsonl as process 0 rewrites it (seen in CI: `.metrics.jsonl.PID.HEX.tmp: does
+    not exist`)."""
+    from npi_dsl.trace_files import temporary_name
+    from npi_runtime import distributed
+
+    run = tmp_path / "run"
+    run.mkdir()
+    tmp = Path(temporary_name(run / "metrics.jsonl"))
+    tmp.write_text("being written\n")
+    other = _Rank(1)
+    distributed.clean(run, other)
+    assert other.waited and tmp.exists()
+    main = _Rank(0)
+    distributed.clean(run, main)
+    assert main.waited and not tmp.exists()
+    tmp.write_text("again\n")
+    distributed.clean(run, None)  # one process alone
+    assert not tmp.exists()
